@@ -1,0 +1,149 @@
+"""The `growup` command: one sub-command group per stage of the study, nothing else.
+
+Every verb validates its inputs, writes atomically, and exits with status 2 and a one-line
+message (no traceback) on invalid input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from growup.errors import GrowupError
+
+log = logging.getLogger("growup")
+
+
+def _model_init(args: argparse.Namespace) -> None:
+    from growup.config import load_config
+    from growup.models.build import base_config, init_model, tokenizer_vocab_size
+    from growup.models.checkpoint import save_checkpoint
+    from growup.models.flops import count_model_parameters
+
+    study = load_config(args.configfile)
+    vocab = study.tokenizer.vocab_size
+    if args.tokenizer:
+        vocab = tokenizer_vocab_size(args.tokenizer, expected=vocab)
+    seed = study.seed if args.seed is None else args.seed
+    model = init_model(base_config(study.model, vocab), seed)
+    lineage = {
+        "operation": "init",
+        "config": str(args.configfile),
+        "seed": seed,
+        "step": 0,
+        "tokens": 0,
+        "flops": 0,
+    }
+    save_checkpoint(model, args.out, lineage, tokenizer_src=args.tokenizer)
+    log.info("initialised %s parameters -> %s", f"{count_model_parameters(model).total:,}", args.out)
+
+
+def _model_clone(args: argparse.Namespace) -> None:
+    from growup.config import load_config
+    from growup.models.checkpoint import load_checkpoint, read_card, save_checkpoint
+    from growup.models.cloning import check_factor, hyperclone
+
+    factor = args.factor
+    if factor is None:
+        factor = load_config(args.configfile).model.clone_factor if args.configfile else 2
+    factor = check_factor(factor)
+    source = load_checkpoint(args.checkpoint)
+    clone = hyperclone(source, factor, snr_db=args.snr_db, seed=args.seed)
+    parent = read_card(args.checkpoint)
+    lineage = {
+        "operation": f"hyperclone x{factor}",
+        "parent": str(args.checkpoint),
+        "snr_db": args.snr_db,
+        "seed": args.seed,
+        "step": 0,
+        "tokens": 0,
+        "flops": 0,
+        "parent_tokens": parent.get("tokens", 0) + parent.get("parent_tokens", 0),
+        "parent_flops": parent.get("flops", 0) + parent.get("parent_flops", 0),
+    }
+    save_checkpoint(clone, args.out, lineage, tokenizer_src=args.checkpoint)
+    log.info("cloned %s x%d -> %s", args.checkpoint, factor, args.out)
+
+
+def _model_count(args: argparse.Namespace) -> None:
+    from growup.io import atomic_write_text
+    from growup.models.report import count_rows, format_count_markdown, format_count_table
+
+    rows = count_rows(configfile=args.configfile, checkpoint=args.checkpoint, seq_len=args.seq_len)
+    formats = {
+        "table": format_count_table,
+        "json": lambda r: json.dumps(r, indent=2),
+        "markdown": format_count_markdown,
+    }
+    text = formats["json" if args.json else args.format](rows)
+    if args.out:
+        atomic_write_text(args.out, text + "\n")
+    else:
+        print(text)
+
+
+def _add_model(sub: argparse._SubParsersAction) -> None:
+    model = sub.add_parser("model", help="build, clone and measure models").add_subparsers(
+        dest="verb", required=True
+    )
+
+    p = model.add_parser("init", help="config -> freshly initialised HF checkpoint (the seed model)")
+    p.add_argument("--configfile", required=True, help="study config (YAML)")
+    p.add_argument("--out", required=True, help="output checkpoint folder")
+    p.add_argument("--tokenizer", help="tokenizer folder: sets the vocabulary and is saved with the model")
+    p.add_argument("--seed", type=int, help="initialisation seed (default: the config's seed)")
+    p.set_defaults(func=_model_init)
+
+    p = model.add_parser("clone", help="checkpoint -> HyperCloned checkpoint (function preserving)")
+    p.add_argument("--checkpoint", required=True, help="source checkpoint folder")
+    p.add_argument("--out", required=True, help="output checkpoint folder")
+    p.add_argument(
+        "--factor", type=float, help="width factor, an integer >= 2 (default: config clone_factor, or 2)"
+    )
+    p.add_argument("--configfile", help="study config giving the default factor")
+    p.add_argument(
+        "--snr-db", type=float, default=None, help="add function-preserving noise at this SNR (dB)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="noise seed")
+    p.set_defaults(func=_model_clone)
+
+    p = model.add_parser("count", help="config or checkpoint -> parameter and FLOP table")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--configfile", help="study config: counts the 1x model and its clone")
+    src.add_argument("--checkpoint", help="a saved checkpoint")
+    p.add_argument("--seq-len", type=int, help="sequence length of the attention term (default: config's)")
+    p.add_argument("--format", choices=("table", "json", "markdown"), default="table", help="output format")
+    p.add_argument("--json", action="store_true", help="shorthand for --format json")
+    p.add_argument("--out", help="write to this file (atomically) instead of stdout")
+    p.set_defaults(func=_model_count)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="growup", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="group", required=True)
+    adders: Sequence[Callable[[argparse._SubParsersAction], None]] = (_add_model,)
+    for add in adders:
+        add(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        args.func(args)
+    except GrowupError as exc:
+        print(f"growup: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

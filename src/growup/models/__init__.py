@@ -1,0 +1,1 @@
+"""The study's models: HyperLlama, HyperCloning, and FLOP/parameter accounting."""

@@ -1,0 +1,61 @@
+"""Build the study's model from config: SmolLM2-135M's shape with the study's deviations
+(gelu, rope theta 10,000, tied embeddings; STUDY.md "Architecture"), at any size."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+from growup.config import ModelSpec, Study
+from growup.errors import GrowupError
+from growup.models.cloning import cloned_config
+from growup.models.hyperllama import llama_config
+
+
+def base_config(spec: ModelSpec, vocab_size: int) -> LlamaConfig:
+    """The 1x model's transformers config."""
+    return llama_config(
+        factor=1,
+        vocab_size=vocab_size,
+        hidden_size=spec.hidden_size,
+        intermediate_size=spec.intermediate_size,
+        num_hidden_layers=spec.num_hidden_layers,
+        num_attention_heads=spec.num_attention_heads,
+        num_key_value_heads=spec.num_key_value_heads,
+        head_dim=spec.head_dim,
+        hidden_act=spec.hidden_act,
+        rope_parameters={"rope_type": "default", "rope_theta": float(spec.rope_theta)},
+        rms_norm_eps=spec.rms_norm_eps,
+        max_position_embeddings=spec.max_position_embeddings,
+        initializer_range=spec.initializer_range,
+        tie_word_embeddings=spec.tie_word_embeddings,
+    )
+
+
+def study_configs(study: Study, vocab_size: int | None = None) -> dict[str, LlamaConfig]:
+    """The base config (`1x`) and its clone (`clone-x<k>`, the model of the 1x-cloned and 2x setups)."""
+    base = base_config(study.model, vocab_size or study.tokenizer.vocab_size)
+    k = study.model.clone_factor
+    return {"1x": base, f"clone-x{k}": cloned_config(base, k)}
+
+
+def tokenizer_vocab_size(tokenizer_dir: str | os.PathLike[str], expected: int | None = None) -> int:
+    """The vocabulary size of a saved tokenizer (len, so added special tokens count); check `expected`."""
+    if not Path(tokenizer_dir).is_dir():
+        raise GrowupError(f"tokenizer folder {str(tokenizer_dir)!r} does not exist")
+    size = len(AutoTokenizer.from_pretrained(str(tokenizer_dir)))
+    if expected is not None and size != expected:
+        raise GrowupError(
+            f"tokenizer at {str(tokenizer_dir)!r} has {size} tokens but config key 'tokenizer.vocab_size' "
+            f"is {expected}: set tokenizer.vocab_size to {size} or point at the tokenizer the config names"
+        )
+    return size
+
+
+def init_model(config: LlamaConfig, seed: int) -> LlamaForCausalLM:
+    """A freshly initialised model (normal(0, initializer_range) weights, unit norms), seeded."""
+    torch.manual_seed(seed)
+    return LlamaForCausalLM(config).eval()

@@ -1,0 +1,77 @@
+"""Hugging Face checkpoints as growup writes them: weights, config, tokenizer and a model card whose
+YAML front matter records the lineage (parent, operation, step, tokens and FLOPs seen)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import yaml
+from transformers import AutoModelForCausalLM, PreTrainedModel
+
+from growup.errors import GrowupError
+from growup.io import atomic_dir
+
+CARD = "README.md"
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "tokenizer.model",
+    "vocab.json",
+    "merges.txt",
+)
+
+
+def write_card(folder: Path, lineage: dict[str, Any]) -> None:
+    """A model card with the lineage as YAML front matter (readable by the Hub and by `read_card`)."""
+    front = yaml.safe_dump(
+        {"library_name": "transformers", "tags": ["growup"], "growup": lineage}, sort_keys=True
+    )
+    body = "\n".join(f"- **{k}**: {v}" for k, v in lineage.items())
+    (folder / CARD).write_text(f"---\n{front}---\n\n# growup checkpoint\n\n{body}\n", encoding="utf-8")
+
+
+def read_card(folder: str | os.PathLike[str]) -> dict[str, Any]:
+    """The lineage recorded in a checkpoint's card ({} when it has none)."""
+    card = Path(folder) / CARD
+    if not card.is_file():
+        return {}
+    text = card.read_text(encoding="utf-8")
+    if not text.startswith("---\n"):
+        return {}
+    front = text[4:].split("\n---", 1)[0]
+    return dict((yaml.safe_load(front) or {}).get("growup") or {})
+
+
+def copy_tokenizer(src: str | os.PathLike[str] | None, dst: Path) -> None:
+    """Copy whichever tokenizer files `src` holds into `dst`."""
+    if src is None:
+        return
+    for name in TOKENIZER_FILES:
+        if (Path(src) / name).is_file():
+            shutil.copy2(Path(src) / name, dst / name)
+
+
+def save_checkpoint(
+    model: PreTrainedModel,
+    out: str | os.PathLike[str],
+    lineage: dict[str, Any],
+    tokenizer_src: str | os.PathLike[str] | None = None,
+) -> Path:
+    """Write `model` (safetensors), its tokenizer and card to `out`, atomically."""
+    with atomic_dir(out) as tmp:
+        model.save_pretrained(tmp)
+        copy_tokenizer(tokenizer_src, tmp)
+        write_card(tmp, lineage)
+    return Path(out)
+
+
+def load_checkpoint(path: str | os.PathLike[str], **kwargs: Any) -> PreTrainedModel:
+    """Load a local checkpoint (plain Llama or HyperLlama) in eval mode; never falls back to the Hub."""
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise GrowupError(f"no checkpoint at {str(path)!r}: expected a folder with config.json and weights")
+    return AutoModelForCausalLM.from_pretrained(str(path.resolve()), local_files_only=True, **kwargs).eval()

@@ -1,0 +1,61 @@
+"""Shared fixtures: the Hub root (mirror or Hub), real token sequences, random tiny models.
+
+Tests that need data find it through one setting, GROWUP_HUB_ROOT (.ci/run points it at
+../shared/data/hub-mirror). Without a mirror they use the Hub if it answers, else skip with the
+reason; under CI (CI=true) that skip is a failure, so CI can never pass by skipping data tests.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import LlamaForCausalLM
+
+import growup  # noqa: F401  (registers hyperllama)
+from growup import hub
+from helpers import random_model
+
+REPO = Path(__file__).resolve().parents[1]
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def _hub_reachable() -> bool:
+    if os.environ.get("HF_HUB_OFFLINE", "") not in {"", "0"}:
+        return False
+    try:
+        socket.create_connection(("huggingface.co", 443), timeout=3).close()
+        return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def hub_root() -> Path | None:
+    """The local mirror in force (None = the real Hub); skip (fail in CI) when neither is reachable."""
+    root = hub.hub_root()
+    if root is not None:
+        return root
+    if _hub_reachable():
+        return None
+    reason = f"no data: {hub.ENV_ROOT} is unset and the Hugging Face Hub is unreachable"
+    if IN_CI:
+        pytest.fail(f"{reason} (in CI a data skip is an error: .ci/run must set {hub.ENV_ROOT})")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def real_tokens(hub_root: Path | None) -> torch.Tensor:
+    """A (4, 48) batch of real token sequences: UTF-8 bytes of Swedish FineWeb-2 text (ids < 256)."""
+    ds = hub.load_dataset("HuggingFaceFW/fineweb-2", name="swe_Latn", split="train")
+    data = " ".join(ds[i]["text"] for i in range(4)).encode("utf-8")
+    seqs = [list(data[i * 500 : i * 500 + 48]) for i in range(4)]
+    return torch.tensor(seqs, dtype=torch.long)
+
+
+@pytest.fixture
+def tiny_model() -> LlamaForCausalLM:
+    return random_model()
