@@ -24,9 +24,11 @@ validate_config(config, source=str(STUDY_CONFIG))
 
 
 include: "workflow/rules/models.smk"
+include: "workflow/rules/data.smk"
 
 
 rule all:
     input:
         "results/tables/model_sizes.md",
+        rules.data.input,
     default_target: True

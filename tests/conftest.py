@@ -59,3 +59,33 @@ def real_tokens(hub_root: Path | None) -> torch.Tensor:
 @pytest.fixture
 def tiny_model() -> LlamaForCausalLM:
     return random_model()
+
+
+def prepare_mini_data(root: Path) -> Path:
+    """Run the whole mini data preparation in-process into `root` (real loaders, the mirror)."""
+    from growup.config import load_config
+    from growup.data import prepare
+
+    study = load_config(REPO / "config" / "config.yaml")
+    raw = root / "raw"
+    for source in ("english", "code", *study.data.language_codes):
+        prepare.fetch(study, source, raw)
+    prepare.build_replay(study, raw)
+    prepare.budgets(study, raw, root / "unimax.json")
+    prepare.make_tokenizer(study, raw, root / "tokenizer")
+    for name in study.data.raw_datasets:
+        prepare.pack_dataset(study, raw / name, root / "tokenizer", root / "packed" / name)
+    return root
+
+
+@pytest.fixture(scope="session")
+def mini_study(hub_root):
+    from growup.config import load_config
+
+    return load_config(REPO / "config" / "config.yaml")
+
+
+@pytest.fixture(scope="session")
+def mini_data(hub_root, tmp_path_factory) -> Path:
+    """The mini study's prepared data (raw, tokenizer, packed), built once per test session."""
+    return prepare_mini_data(tmp_path_factory.mktemp("mini-data"))

@@ -77,3 +77,16 @@ def test_missing_file_and_bad_yaml(tmp_path):
     bad.write_text("model: [unclosed\n")
     with pytest.raises(GrowupError, match="not valid YAML"):
         load_config(bad)
+
+
+def test_tokenizer_train_on_must_name_raw_datasets():
+    raw = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    raw["tokenizer"]["train_on"] = ["code", "klingon"]
+    with pytest.raises(GrowupError, match=r"tokenizer.train_on.*klingon"):
+        Study.from_mapping(raw)
+
+
+def test_yaml_exponent_without_sign_is_caught(paper_raw):
+    # PyYAML reads 6e9 as a string: the schema stops it instead of a crash later.
+    with pytest.raises(GrowupError, match=r"data.unimax.char_budget.*'6e9'"):
+        Study.from_mapping(_with(paper_raw, "data.unimax.char_budget", "6e9"))

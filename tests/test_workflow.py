@@ -32,16 +32,30 @@ def workdir(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_snakemake_builds_then_has_nothing_to_do(workdir):
-    run([str(BIN / "snakemake"), "--cores", "1"], workdir)
-    table = (workdir / "results" / "tables" / "model_sizes.md").read_text()
+SIZES = "results/tables/model_sizes.md"
+
+
+def test_snakemake_builds_then_has_nothing_to_do(workdir, hub_root):
+    """The whole default workflow (so far: model sizes and the mini data) on the mirror or Hub."""
+    run([str(BIN / "snakemake"), "--cores", "2"], workdir)
+    table = (workdir / SIZES).read_text()
     assert "| 1x | 0.59M |" in table and "| clone-x2 | 1.97M |" in table
+    for name in ("english-80", "english-20", "code", "isl", "replay-fao"):
+        assert (workdir / "data" / "packed" / name / "manifest.json").is_file()
+    assert (workdir / "data" / "unimax.json").is_file()
     again = run([str(BIN / "snakemake"), "-n"], workdir)
     assert "Nothing to be done" in again.stdout + again.stderr
 
 
+def test_paper_config_plans_offline(workdir):
+    proc = run([str(BIN / "snakemake"), "-n", "--configfile", "config/paper.yaml"], workdir)
+    out = proc.stdout + proc.stderr
+    for rule in ("fetch_english", "fetch_code", "fetch_language", "replay", "tokenizer", "pack", "unimax"):
+        assert rule in out
+
+
 def test_paper_config_target(workdir):
-    run([str(BIN / "snakemake"), "--cores", "1", "--configfile", "config/paper.yaml", "--", "all"], workdir)
+    run([str(BIN / "snakemake"), "--cores", "1", "--configfile", "config/paper.yaml", "--", SIZES], workdir)
     table = (workdir / "results" / "tables" / "model_sizes.md").read_text()
     assert "| 1x | 180.08M |" in table and "| clone-x2 | 572.49M |" in table
 

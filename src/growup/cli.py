@@ -121,11 +121,67 @@ def _add_model(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_model_count)
 
 
+def _data(args: argparse.Namespace) -> None:
+    from growup.config import load_config
+    from growup.data import prepare
+
+    study = load_config(args.configfile)
+    if args.verb == "fetch":
+        for path in prepare.fetch(study, args.source, args.raw_dir):
+            log.info("wrote %s", path)
+    elif args.verb == "replay":
+        for path in prepare.build_replay(study, args.raw_dir):
+            log.info("wrote %s", path)
+    elif args.verb == "unimax":
+        result = prepare.budgets(study, args.raw_dir, args.out)
+        for lang, row in result["languages"].items():
+            log.info(
+                "%s: %d chars, budget %.0f, %.3f epochs",
+                lang,
+                row["characters"],
+                row["budget"],
+                row["epochs"],
+            )
+    elif args.verb == "tokenizer":
+        log.info("wrote %s", prepare.make_tokenizer(study, args.raw_dir, args.out))
+    elif args.verb == "pack":
+        m = prepare.pack_dataset(study, args.raw, args.tokenizer, args.out)
+        log.info(
+            "%s: %d documents, %d tokens, %d sequences", args.out, m["documents"], m["tokens"], m["sequences"]
+        )
+
+
+def _add_data(sub: argparse._SubParsersAction) -> None:
+    data = sub.add_parser("data", help="prepare the study's data").add_subparsers(dest="verb", required=True)
+
+    def verb(name: str, help_text: str) -> argparse.ArgumentParser:
+        p = data.add_parser(name, help=help_text)
+        p.add_argument("--configfile", required=True, help="study config (YAML)")
+        p.set_defaults(func=_data)
+        return p
+
+    p = verb("fetch", "one source (english, code, or a language code) -> data/raw/<name>")
+    p.add_argument("--source", required=True)
+    p.add_argument("--raw-dir", default="data/raw")
+    p = verb("replay", "English and code replay sets for every language -> data/raw/replay-<lang>")
+    p.add_argument("--raw-dir", default="data/raw")
+    p = verb("unimax", "UniMax character budgets and epoch stages per language -> JSON")
+    p.add_argument("--raw-dir", default="data/raw")
+    p.add_argument("--out", default="data/unimax.json")
+    p = verb("tokenizer", "the Hub tokenizer (paper) or a BPE trained on the mini corpus -> data/tokenizer")
+    p.add_argument("--raw-dir", default="data/raw")
+    p.add_argument("--out", default="data/tokenizer")
+    p = verb("pack", "tokenize and pack one raw dataset -> data/packed/<name>")
+    p.add_argument("--raw", required=True, help="raw dataset folder (data/raw/<name>)")
+    p.add_argument("--tokenizer", default="data/tokenizer")
+    p.add_argument("--out", required=True)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="growup", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="group", required=True)
-    adders: Sequence[Callable[[argparse._SubParsersAction], None]] = (_add_model,)
+    adders: Sequence[Callable[[argparse._SubParsersAction], None]] = (_add_model, _add_data)
     for add in adders:
         add(sub)
     return parser

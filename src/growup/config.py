@@ -76,6 +76,97 @@ class ModelSpec:
 class TokenizerSpec:
     vocab_size: int
     hub_id: str | None = None
+    revision: str = "main"
+    eos_token: str = "<|end_of_text|>"
+    bos_token: str = "<|begin_of_text|>"
+    train_on: tuple[str, ...] = ()
+    min_frequency: int = 2
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """One Hub dataset (id, config, revision) and how many documents to read (None = all)."""
+
+    hub_id: str
+    config: str | None
+    revision: str = "main"
+    max_docs: int | None = None
+    split: str = "train"
+
+
+@dataclass(frozen=True)
+class LanguageSpec:
+    code: str
+    subset: str
+    shuffle: bool
+    multiblimp: str
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    english: SourceSpec
+    english_test_size: float
+    english_split_seed: int
+    english_released_split: Mapping[str, Any] | None
+    code: SourceSpec
+    softwareheritage_url: str | None
+    fineweb2: SourceSpec
+    languages: tuple[LanguageSpec, ...]
+    shuffle_seed: int
+    char_budget: float
+    max_epochs: float
+    epoch_seeds: tuple[int, ...]
+    replay_english_fraction: float
+    replay_code_fraction: float
+    replay_seed: int
+    replay_fractions: Mapping[str, float] | None
+    tokens_per_shard: int
+    batch_docs: int
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> DataSpec:
+        eng, code, fw2 = data["english"], data["code"], data["fineweb2"]
+        return cls(
+            english=SourceSpec(eng["hub_id"], eng["config"], eng["revision"], eng.get("max_docs")),
+            english_test_size=eng["test_size"],
+            english_split_seed=eng["split_seed"],
+            english_released_split=eng.get("released_split"),
+            code=SourceSpec(code["hub_id"], code["config"], code["revision"], code.get("max_docs")),
+            softwareheritage_url=code.get("softwareheritage_url"),
+            fineweb2=SourceSpec(fw2["hub_id"], None, fw2["revision"], fw2.get("max_docs")),
+            languages=tuple(LanguageSpec(code=k, **v) for k, v in data["languages"].items()),
+            shuffle_seed=data["shuffle_seed"],
+            char_budget=float(data["unimax"]["char_budget"]),
+            max_epochs=float(data["unimax"]["max_epochs"]),
+            epoch_seeds=tuple(data["epoch_seeds"]),
+            replay_english_fraction=data["replay"]["english_fraction"],
+            replay_code_fraction=data["replay"]["code_fraction"],
+            replay_seed=data["replay"]["seed"],
+            replay_fractions=data["replay"].get("fractions"),
+            tokens_per_shard=data["packing"]["tokens_per_shard"],
+            batch_docs=data["packing"]["batch_docs"],
+        )
+
+    @property
+    def language_codes(self) -> tuple[str, ...]:
+        return tuple(lang.code for lang in self.languages)
+
+    def language(self, code: str) -> LanguageSpec:
+        for lang in self.languages:
+            if lang.code == code:
+                return lang
+        raise GrowupError(
+            f"unknown language {code!r}; config key 'data.languages' has {list(self.language_codes)}"
+        )
+
+    @property
+    def raw_datasets(self) -> tuple[str, ...]:
+        """Every raw dataset the study prepares, by name (the names of data/raw/<name>)."""
+        return ("english-80", "english-20", "code", *self.language_codes, *self.replay_datasets)
+
+    @property
+    def replay_datasets(self) -> tuple[str, ...]:
+        return tuple(f"replay-{code}" for code in self.language_codes)
 
 
 @dataclass(frozen=True)
@@ -93,6 +184,8 @@ class Study:
     tokenizer: TokenizerSpec
     model: ModelSpec
     training: TrainingSpec
+    data: DataSpec
+    evaluation: Mapping[str, Any]
     raw: Mapping[str, Any]
 
     @classmethod
@@ -110,15 +203,26 @@ class Study:
                 f"config key 'model.hidden_size': value {model['hidden_size']} is not a multiple of "
                 f"model.num_attention_heads={model['num_attention_heads']} (transformers' Llama requires it)"
             )
-        return cls(
+        study = cls(
             name=config["study"],
             seed=config["seed"],
             hub_root=(config.get("hub") or {}).get("root"),
-            tokenizer=TokenizerSpec(**config["tokenizer"]),
+            tokenizer=TokenizerSpec(
+                **{**config["tokenizer"], "train_on": tuple(config["tokenizer"].get("train_on", ()))}
+            ),
             model=ModelSpec(**model),
             training=TrainingSpec(**config["training"]),
+            data=DataSpec.from_mapping(config["data"]),
+            evaluation=config["evaluation"],
             raw=config,
         )
+        unknown = sorted(set(study.tokenizer.train_on) - set(study.data.raw_datasets))
+        if unknown:
+            raise GrowupError(
+                f"config key 'tokenizer.train_on': value {unknown} names no raw dataset; "
+                f"allowed: {list(study.data.raw_datasets)}"
+            )
+        return study
 
 
 def load_config(path: str | os.PathLike[str]) -> Study:

@@ -37,14 +37,25 @@ def resolve(repo_id: str, config_root: str | None = None) -> str:
 
 
 def load_dataset(
-    repo_id: str, name: str | None = None, split: str = "train", config_root: str | None = None
+    repo_id: str,
+    name: str | None = None,
+    split: str = "train",
+    config_root: str | None = None,
+    revision: str | None = None,
+    streaming: bool = False,
 ) -> Any:
-    """`datasets.load_dataset` for a Hub dataset id, through the root in force, with a clear failure."""
+    """`datasets.load_dataset` for a Hub dataset id, through the root in force, with a clear failure.
+
+    `revision` applies to the Hub only (a local mirror has one version).
+    """
     import datasets
 
     path = resolve(repo_id, config_root)
+    kwargs: dict[str, Any] = {"name": name, "split": split, "streaming": streaming}
+    if path == repo_id and revision:
+        kwargs["revision"] = revision
     try:
-        return datasets.load_dataset(path, name=name, split=split)
+        return datasets.load_dataset(path, **kwargs)
     except Exception as exc:  # the datasets library raises many types for "not reachable"
         where = f"local root {path!r}" if path != repo_id else "the Hugging Face Hub"
         raise GrowupError(

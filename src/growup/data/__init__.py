@@ -1,0 +1,1 @@
+"""The study's data: Hub sources, the English split, UniMax budgets, replay, tokenizer, packing."""

@@ -1,0 +1,132 @@
+"""The `growup data` steps, each from config to files on disk (called by the workflow's rules)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from growup.config import Study
+from growup.data import replay, sources
+from growup.data.packing import pack
+from growup.data.rawstore import RawDataset, write_raw
+from growup.data.tokenizer import load_hub_tokenizer, save_tokenizer, tokenizer_digest, train_bpe
+from growup.data.unimax import epoch_stages, unimax
+from growup.errors import GrowupError
+from growup.io import atomic_write_json
+
+log = logging.getLogger(__name__)
+
+FETCHABLE = ("english", "code")
+
+
+def fetch(study: Study, source: str, raw_dir: str | os.PathLike[str]) -> list[Path]:
+    """Fetch one source into data/raw: `english` (both split halves), `code`, or a language code."""
+    raw_dir = Path(raw_dir)
+    if source == "english":
+        parts = sources.english_split(study)
+        return [write_raw(raw_dir / name, *part) for name, part in parts.items()]
+    if source == "code":
+        return [write_raw(raw_dir / "code", *sources.code_documents(study))]
+    if source in study.data.language_codes:
+        return [write_raw(raw_dir / source, *sources.language_documents(study, study.data.language(source)))]
+    allowed = [*FETCHABLE, *study.data.language_codes]
+    raise GrowupError(f"unknown source {source!r}; allowed: {allowed}")
+
+
+def build_replay(study: Study, raw_dir: str | os.PathLike[str]) -> list[Path]:
+    """Every language's replay set from english-80 and code, scaled by document counts."""
+    raw_dir = Path(raw_dir)
+    english, code = RawDataset.open(raw_dir / "english-80"), RawDataset.open(raw_dir / "code")
+    counts = {lang: len(RawDataset.open(raw_dir / lang)) for lang in study.data.language_codes}
+    fractions = replay.replay_fractions(counts, study.data.replay_fractions)
+    eng_ids, eng_texts = english.ids(), english.texts()
+    code_ids, code_texts = code.ids(), code.texts()
+    seed, cfg = study.data.replay_seed, study.data
+    written = []
+    for lang, scale in fractions.items():
+        e_idx = replay.replay_indices(len(eng_ids), cfg.replay_english_fraction, scale, seed)
+        c_idx = replay.replay_indices(len(code_ids), cfg.replay_code_fraction, scale, seed + 1)
+        source = {
+            "replay_for": lang,
+            "scale": scale,
+            "document_counts": counts,
+            "english": {"from": "english-80", "fraction": cfg.replay_english_fraction * scale, "docs": len(e_idx)},
+            "code": {"from": "code", "fraction": cfg.replay_code_fraction * scale, "docs": len(c_idx)},
+            "seed": seed,
+        }
+        ids = replay.select(eng_ids, e_idx) + replay.select(code_ids, c_idx)
+        texts = replay.select(eng_texts, e_idx) + replay.select(code_texts, c_idx)
+        if not texts:
+            raise GrowupError(
+                f"replay set for {lang!r} is empty ({len(eng_ids)} English and {len(code_ids)} code documents × "
+                f"fractions × {scale:.3f}): raise config keys 'data.replay.english_fraction'/'code_fraction'"
+            )
+        written.append(write_raw(raw_dir / f"replay-{lang}", ids, texts, source))
+    return written
+
+
+def budgets(study: Study, raw_dir: str | os.PathLike[str], out: str | os.PathLike[str]) -> dict[str, Any]:
+    """UniMax character budgets, epochs and epoch stages per language, written as JSON."""
+    chars = {lang: RawDataset.open(Path(raw_dir) / lang).source["characters"] for lang in study.data.language_codes}
+    alloc = unimax(chars, study.data.char_budget, study.data.max_epochs)
+    result = {
+        "char_budget": study.data.char_budget,
+        "max_epochs": study.data.max_epochs,
+        "languages": {
+            lang: {
+                "characters": a.characters,
+                "budget": a.budget,
+                "epochs": a.epochs,
+                "stages": [vars(s) for s in epoch_stages(a.epochs, study.data.epoch_seeds)],
+            }
+            for lang, a in alloc.items()
+        },
+    }
+    atomic_write_json(out, result)
+    return result
+
+
+def make_tokenizer(study: Study, raw_dir: str | os.PathLike[str], out: str | os.PathLike[str]) -> Path:
+    """Save the Hub tokenizer (paper) or train the mini BPE tokenizer on `tokenizer.train_on`."""
+    spec = study.tokenizer
+    if spec.hub_id:
+        return save_tokenizer(load_hub_tokenizer(spec, study.hub_root), out)
+    if not spec.train_on:
+        raise GrowupError("config key 'tokenizer.train_on' is empty: name the raw datasets to train on")
+    datasets = [RawDataset.open(Path(raw_dir) / name) for name in spec.train_on]
+    texts = (text for ds in datasets for batch in ds.batches(1024) for text in batch)
+    return save_tokenizer(train_bpe(texts, spec), out)
+
+
+def pack_dataset(
+    study: Study, raw: str | os.PathLike[str], tokenizer_dir: str | os.PathLike[str], out: str | os.PathLike[str]
+) -> dict[str, Any]:
+    """Tokenize and pack one raw dataset into data/packed/<name>."""
+    from transformers import AutoTokenizer
+
+    ds = RawDataset.open(raw)
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    metadata = {
+        "dataset": ds.name,
+        "source": ds.source,
+        "tokenizer_sha256": tokenizer_digest(tokenizer_dir),
+        "config": {
+            "study": study.name,
+            "sequence_length": study.training.sequence_length,
+            "tokens_per_shard": study.data.tokens_per_shard,
+            "batch_docs": study.data.batch_docs,
+            "eos_token": study.tokenizer.eos_token,
+        },
+    }
+    return pack(
+        ds.batches(study.data.batch_docs),
+        tokenizer,
+        out,
+        seq_len=study.training.sequence_length,
+        tokens_per_shard=study.data.tokens_per_shard,
+        eos_token=study.tokenizer.eos_token,
+        metadata=metadata,
+        total_docs=len(ds),
+    )

@@ -1,0 +1,94 @@
+"""The study's tokenizer: the paper's Llama-3.3 tokenizer from the Hub (gated), or, for the mini
+study, a byte-level BPE tokenizer trained with `tokenizers` on the mini corpus, deterministically."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+from growup import hub
+from growup.config import TokenizerSpec
+from growup.errors import GrowupError
+from growup.io import atomic_dir
+
+GATED_HELP = (
+    "the tokenizer {hub_id!r} is gated on the Hugging Face Hub: accept its licence at "
+    "https://huggingface.co/{hub_id}, then log in with `hf auth login` (or set HF_TOKEN) and rerun"
+)
+
+
+def train_bpe(texts: Iterable[str], spec: TokenizerSpec) -> PreTrainedTokenizerFast:
+    """A byte-level BPE tokenizer with `spec.vocab_size` entries (special tokens first).
+
+    The same texts in the same order give the same vocabulary and merges, byte for byte.
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=spec.vocab_size,
+        min_frequency=spec.min_frequency,
+        special_tokens=[spec.eos_token, spec.bos_token],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer=trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=spec.eos_token, bos_token=spec.bos_token)
+    if len(fast) != spec.vocab_size:
+        raise GrowupError(
+            f"the corpus yields only {len(fast)} tokens, fewer than config key 'tokenizer.vocab_size' = "
+            f"{spec.vocab_size}: lower it or train on more data (tokenizer.train_on)"
+        )
+    return fast
+
+
+def load_hub_tokenizer(spec: TokenizerSpec, hub_root: str | None) -> PreTrainedTokenizerFast:
+    """The pretrained tokenizer named by `tokenizer.hub_id`, through the Hub root in force."""
+    assert spec.hub_id is not None
+    path = hub.resolve(spec.hub_id, hub_root)
+    try:
+        return AutoTokenizer.from_pretrained(path, revision=spec.revision if path == spec.hub_id else None)
+    except Exception as exc:
+        if _is_gated(exc):
+            raise GrowupError(GATED_HELP.format(hub_id=spec.hub_id)) from exc
+        raise GrowupError(
+            f"cannot load tokenizer {spec.hub_id!r} from {path!r}: {exc}. Set {hub.ENV_ROOT} to a local "
+            "mirror holding it, or check Hub access"
+        ) from exc
+
+
+def _is_gated(exc: BaseException) -> bool:
+    """True when the error (or its cause) says the repo is gated or needs a token."""
+    from huggingface_hub.errors import GatedRepoError
+
+    while exc is not None:
+        text = str(exc).lower()
+        if isinstance(exc, GatedRepoError) or "gated repo" in text or "401" in text:
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def save_tokenizer(tokenizer: PreTrainedTokenizerFast, out: str | os.PathLike[str]) -> Path:
+    with atomic_dir(out) as tmp:
+        tokenizer.save_pretrained(tmp)
+    return Path(out)
+
+
+def tokenizer_digest(folder: str | os.PathLike[str]) -> str:
+    """sha256 of the tokenizer's defining file, recorded in every packed manifest."""
+    path = Path(folder) / "tokenizer.json"
+    if not path.is_file():
+        raise GrowupError(f"no tokenizer.json in {str(folder)!r}: run `growup data tokenizer` first")
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def concat(iterables: Iterable[Iterable[str]]) -> Iterator[str]:
+    for it in iterables:
+        yield from it
