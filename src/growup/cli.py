@@ -177,11 +177,38 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True)
 
 
+def _train(args: argparse.Namespace) -> None:
+    import torch
+
+    from growup.config import load_config
+    from growup.train.loop import train
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    study = load_config(args.configfile)
+    final = train(study, args.run, args.init, args.out, data_dir=args.data_dir, max_steps=args.max_steps)
+    log.info("%s: done (%s)", args.run, final)
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train one run of the study (resumes from its saved state)")
+    p.add_argument("--configfile", required=True, help="study config (YAML)")
+    p.add_argument(
+        "--run", required=True, help="seed, english-1x, english-2x, <lang>-<setup>, multilingual-<setup>"
+    )
+    p.add_argument("--init", required=True, help="checkpoint to start from (fresh optimizer and schedule)")
+    p.add_argument("--out", required=True, help="run folder: step-N/, final/, state/, metrics.jsonl")
+    p.add_argument("--data-dir", default="data", help="prepared data (packed/, unimax.json)")
+    p.add_argument("--max-steps", type=int, help="stop after this step (keeps the full run's schedule)")
+    p.add_argument("--threads", type=int, help="CPU threads for torch")
+    p.set_defaults(func=_train)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="growup", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="group", required=True)
-    adders: Sequence[Callable[[argparse._SubParsersAction], None]] = (_add_model, _add_data)
+    adders: Sequence[Callable[[argparse._SubParsersAction], None]] = (_add_model, _add_data, _add_train)
     for add in adders:
         add(sub)
     return parser

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -170,8 +170,50 @@ class DataSpec:
 
 
 @dataclass(frozen=True)
+class ScheduleSpec:
+    """A run's length and warmup-stable-decay learning-rate schedule (STUDY.md table)."""
+
+    steps: int
+    warmup: int
+    decay_start: int
+    decay_steps: int
+
+
+@dataclass(frozen=True)
 class TrainingSpec:
     sequence_length: int
+    global_batch: int = 8
+    micro_batch: int = 8
+    peak_lr: float = 3e-3
+    min_lr: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.95)
+    eps: float = 1e-8
+    weight_decay: float = 0.01
+    grad_clip: float | None = 1.0
+    checkpoint_every_base: int = 2500
+    checkpoint_every_adaptation: int = 250
+    state_every: int | None = None
+    mixed_precision: str = "bf16"
+    attn_implementation: str = "sdpa"
+    document_attention_mask: bool = True
+    peak_flops: float | None = None
+    seed_code_epochs: int = 2
+    schedules: Mapping[str, ScheduleSpec] = field(default_factory=dict)
+
+    @classmethod
+    def from_mapping(cls, raw: Mapping[str, Any]) -> TrainingSpec:
+        fields = {k: v for k, v in raw.items() if k not in {"checkpoint_every", "schedules", "betas"}}
+        return cls(
+            **fields,
+            betas=tuple(raw["betas"]),
+            checkpoint_every_base=raw["checkpoint_every"]["base"],
+            checkpoint_every_adaptation=raw["checkpoint_every"]["adaptation"],
+            schedules={k: ScheduleSpec(**v) for k, v in raw["schedules"].items()},
+        )
+
+    @property
+    def tokens_per_step(self) -> int:
+        return self.global_batch * self.sequence_length
 
 
 @dataclass(frozen=True)
@@ -211,11 +253,23 @@ class Study:
                 **{**config["tokenizer"], "train_on": tuple(config["tokenizer"].get("train_on", ()))}
             ),
             model=ModelSpec(**model),
-            training=TrainingSpec(**config["training"]),
+            training=TrainingSpec.from_mapping(config["training"]),
             data=DataSpec.from_mapping(config["data"]),
             evaluation=config["evaluation"],
             raw=config,
         )
+        missing = sorted(set(study.data.language_codes) - set(study.training.schedules))
+        if missing:
+            raise GrowupError(
+                f"config key 'training.schedules' has no schedule for languages {missing}; "
+                "add {steps, warmup, decay_start, decay_steps} for each"
+            )
+        for name, sched in study.training.schedules.items():
+            if not sched.warmup <= sched.decay_start <= sched.steps:
+                raise GrowupError(
+                    f"config key 'training.schedules.{name}': warmup {sched.warmup} <= decay_start "
+                    f"{sched.decay_start} <= steps {sched.steps} does not hold"
+                )
         unknown = sorted(set(study.tokenizer.train_on) - set(study.data.raw_datasets))
         if unknown:
             raise GrowupError(

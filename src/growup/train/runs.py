@@ -1,0 +1,98 @@
+"""Runs of the study by name, and the spec each trains from (schedule, data phases, checkpoints).
+
+Names: `seed`, `english-1x`, `english-2x`, `<lang>-<setup>`, `multilingual-<setup>` with setup in
+{1x, 1x-cloned, 2x}. `english-1x-cloned` is a clone of english-1x and is not trained.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from growup.config import ScheduleSpec, Study
+from growup.errors import GrowupError
+from growup.train.mixture import Phase, Portion
+
+SETUPS = ("1x", "1x-cloned", "2x")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    name: str
+    kind: str  # seed | english | language | multilingual
+    schedule: ScheduleSpec
+    phases: tuple[Phase, ...]
+    checkpoint_every: int
+
+    @property
+    def datasets(self) -> list[str]:
+        return sorted({p.dataset for phase in self.phases for p in phase.portions})
+
+
+def trained_runs(study: Study) -> list[str]:
+    """Every run the study trains."""
+    langs = [*study.data.language_codes, "multilingual"]
+    return ["seed", "english-1x", "english-2x", *[f"{lang}-{setup}" for lang in langs for setup in SETUPS]]
+
+
+def parse_run(study: Study, name: str) -> tuple[str, str | None, str | None]:
+    """(kind, language, setup) of a run name; an unknown name is an error listing the valid ones."""
+    if name not in trained_runs(study):
+        raise GrowupError(f"unknown run {name!r}; runs of this study: {trained_runs(study)}")
+    if name == "seed":
+        return "seed", None, None
+    lang, setup = name.split("-", 1)
+    if lang == "english":
+        return "english", None, setup
+    return ("multilingual" if lang == "multilingual" else "language"), lang, setup
+
+
+def language_phases(study: Study, lang: str, budgets: dict) -> list[Phase]:
+    """One phase per UniMax epoch stage: that epoch of the language plus its replay set."""
+    stages = budgets["languages"][lang]["stages"]
+    return [
+        Phase(
+            (Portion(lang, s["fraction"], s["seed"]), Portion(f"replay-{lang}", s["fraction"], s["seed"])),
+            s["seed"],
+        )
+        for s in stages
+    ]
+
+
+def run_spec(study: Study, name: str, data_dir: str | os.PathLike[str] = "data") -> RunSpec:
+    """The schedule and data phases of one run, from config (and data/unimax.json for languages)."""
+    kind, lang, _ = parse_run(study, name)
+    seeds = study.data.epoch_seeds
+    t = study.training
+    if kind == "seed":
+        code = [
+            Phase((Portion("code", 1.0, seeds[i % len(seeds)]),), seeds[i % len(seeds)])
+            for i in range(t.seed_code_epochs)
+        ]
+        mixed_seed = seeds[t.seed_code_epochs % len(seeds)]
+        phases = [
+            *code,
+            Phase((Portion("code", 1.0, mixed_seed), Portion("english-80", 1.0, mixed_seed)), mixed_seed),
+        ]
+        return RunSpec(name, kind, t.schedules["seed"], tuple(phases), t.checkpoint_every_base)
+    if kind == "english":
+        phases = [Phase((Portion("english-20", 1.0, seeds[0]),), seeds[0])]
+        return RunSpec(name, kind, t.schedules["english"], tuple(phases), t.checkpoint_every_base)
+    budgets_file = Path(data_dir) / "unimax.json"
+    if not budgets_file.is_file():
+        raise GrowupError(f"{str(budgets_file)!r} is missing: run `growup data unimax` first")
+    budgets = json.loads(budgets_file.read_text(encoding="utf-8"))
+    if kind == "language":
+        phases = language_phases(study, lang, budgets)
+        return RunSpec(name, kind, t.schedules[lang], tuple(phases), t.checkpoint_every_adaptation)
+    portions = tuple(
+        p
+        for code in study.data.language_codes
+        for ph in language_phases(study, code, budgets)
+        for p in ph.portions
+    )
+    return RunSpec(
+        name, kind, t.schedules["multilingual"], (Phase(portions, study.seed),), t.checkpoint_every_adaptation
+    )
