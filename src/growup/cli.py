@@ -204,11 +204,72 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_train)
 
 
+def _eval(args: argparse.Namespace) -> None:
+    from growup.config import load_config
+
+    study = load_config(args.configfile)
+    if args.verb == "checkpoint":
+        from growup.evaluate.sweep import evaluate_checkpoint
+
+        out = evaluate_checkpoint(
+            study, args.checkpoint, args.model, args.step, args.out_root, args.tasks, args.limit
+        )
+        log.info("wrote %s", out)
+    elif args.verb == "sweep":
+        from growup.evaluate.sweep import sweep
+
+        for out in sweep(study, args.run_dir, args.model, args.out_root, args.init, args.tasks, args.limit):
+            log.info("wrote %s", out)
+    elif args.verb == "tidy":
+        from growup.evaluate.tidy import collect, write_csv
+
+        iso = {lang.multiblimp: lang.code for lang in study.data.languages}
+        rows = collect(args.evals, iso)
+        write_csv(rows, args.out)
+        log.info("wrote %d rows to %s", len(rows), args.out)
+
+
+def _add_eval(sub: argparse._SubParsersAction) -> None:
+    ev = sub.add_parser("eval", help="evaluate checkpoints on the study's benchmarks").add_subparsers(
+        dest="verb", required=True
+    )
+
+    def verb(name: str, help_text: str) -> argparse.ArgumentParser:
+        p = ev.add_parser(name, help=help_text)
+        p.add_argument("--configfile", required=True, help="study config (YAML)")
+        p.set_defaults(func=_eval)
+        return p
+
+    for name, help_text in (
+        ("checkpoint", "one checkpoint -> evals/<model>/<step>/<task>.json"),
+        ("sweep", "every step-N of a run -> evals/<model>/<N>/<task>.json"),
+    ):
+        p = verb(name, help_text)
+        if name == "checkpoint":
+            p.add_argument("--checkpoint", required=True)
+            p.add_argument("--step", default="final", help="label of this point (a step number or 'final')")
+        else:
+            p.add_argument("--run-dir", required=True, help="checkpoints/<run>")
+            p.add_argument("--init", help="the run's starting checkpoint, evaluated as step 0")
+        p.add_argument("--model", required=True, help="model name in evals/ (the run or merge name)")
+        p.add_argument("--out-root", default="evals")
+        p.add_argument("--tasks", nargs="+", help="lm-eval task names (default: the study's)")
+        p.add_argument("--limit", type=int, help="pairs per task (default: config evaluation.limit)")
+    p = verb("tidy", "every evals/<model>/<step>/<task>.json -> one CSV row per metric")
+    p.add_argument("--evals", default="evals")
+    p.add_argument("--out", default="results/tables/evals.csv")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="growup", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="group", required=True)
-    adders: Sequence[Callable[[argparse._SubParsersAction], None]] = (_add_model, _add_data, _add_train)
+    adders: Sequence[Callable[[argparse._SubParsersAction], None]] = (
+        _add_model,
+        _add_data,
+        _add_train,
+        _add_eval,
+    )
     for add in adders:
         add(sub)
     return parser

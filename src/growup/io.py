@@ -53,6 +53,10 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
         raise
 
 
-def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
-    """Write `obj` as indented, key-sorted JSON (stable bytes for identical content)."""
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+def atomic_write_json(path: str | os.PathLike[str], obj: Any, lenient: bool = False) -> None:
+    """Write `obj` as indented, key-sorted JSON (stable bytes for identical content).
+
+    `lenient` writes objects JSON cannot represent (dtypes, callables in lm-eval configs) as strings.
+    """
+    text = json.dumps(obj, indent=2, sort_keys=True, default=str if lenient else None)
+    atomic_write_text(path, text + "\n")

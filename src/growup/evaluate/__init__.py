@@ -1,0 +1,1 @@
+"""Evaluation: minimal-pair benchmarks through lm-eval, tidy result rows, checkpoint sweeps."""

@@ -1,0 +1,188 @@
+"""Minimal-pair evaluation through lm-eval's Python API and task YAMLs.
+
+Tasks: lm-eval's built-in `multiblimp_<iso>` for every study language and English, growup's
+`growup_blimp_single_error`, and `growup_mpararel` when configured (task YAMLs in `tasks/`).
+Each task's `dataset_path` is routed through `growup.hub`, so a local mirror serves the same
+tasks offline. A pair is correct when the grammatical sentence gets the higher total
+log-probability (`acc`); `acc_norm` divides by the sentence's length in characters (lm-eval's
+normalisation). What precedes a sentence is `evaluation.prefix`: `eos` (the document separator
+growup's packing puts before every training document; default for the mini study), `bos` (the
+tokenizer's BOS), or `none` (the first token is context, not scored).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from growup import hub
+from growup.config import Study
+from growup.errors import GrowupError
+
+log = logging.getLogger(__name__)
+
+TASK_DIR = Path(str(resources.files("growup.evaluate") / "tasks"))
+PREFIXES = ("eos", "bos", "none")
+
+
+def study_tasks(study: Study) -> list[str]:
+    """The task names the study evaluates, from config."""
+    ev = study.evaluation
+    mb = [f"multiblimp_{lang.multiblimp}" for lang in study.data.languages] + ["multiblimp_eng"]
+    if ev.get("multiblimp_languages") is not None:
+        mb = [f"multiblimp_{code}" for code in ev["multiblimp_languages"]]
+    tasks = [*mb, "growup_blimp_single_error"] if ev.get("blimp") else mb
+    return [*tasks, "growup_mpararel"] if ev.get("mpararel") else tasks
+
+
+def task_manager() -> Any:
+    from lm_eval.tasks import TaskManager
+
+    return TaskManager(include_path=str(TASK_DIR))
+
+
+def task_config(manager: Any, study: Study, task: str) -> dict[str, Any]:
+    """The task's own YAML config with its dataset routed through the Hub root in force."""
+    entry = manager.task_index.get(task)
+    if entry is None or not entry.cfg:
+        raise GrowupError(
+            f"lm-eval has no task {task!r}: check the language codes in config key 'data.languages'"
+        )
+    cfg = copy.deepcopy(entry.cfg)
+    ev = study.evaluation
+    if task.startswith("multiblimp_"):
+        source = ev["multiblimp"]
+    else:
+        source = ev["blimp"] if task == "growup_blimp_single_error" else ev.get("mpararel")
+        if not source:
+            raise GrowupError(f"task {task!r} needs config key 'evaluation.{task.split('_', 1)[1]}'")
+        cfg["dataset_name"] = source.get("config")
+        good, bad = source.get("good_column", "sentence_good"), source.get("bad_column", "sentence_bad")
+        cfg["doc_to_choice"] = "{{[" + good + ", " + bad + "]}}"
+    cfg["dataset_path"] = hub.resolve(source["hub_id"], study.hub_root)
+    cfg["test_split"] = source.get("split", cfg.get("test_split"))
+    if source.get("revision") and cfg["dataset_path"] == source["hub_id"]:
+        cfg.setdefault("dataset_kwargs", {})["revision"] = source["revision"]
+    cfg.pop("include", None)
+    return cfg
+
+
+def check_datasets(configs: list[dict[str, Any]]) -> None:
+    """Fail before any scoring when a task's dataset or subset (a benchmark language) is missing."""
+    import datasets
+
+    available: dict[str, list[str]] = {}
+    for cfg in configs:
+        path, name = cfg["dataset_path"], cfg.get("dataset_name")
+        if path not in available:
+            try:
+                available[path] = datasets.get_dataset_config_names(path)
+            except Exception as exc:
+                raise GrowupError(
+                    f"task {cfg['task']!r}: dataset {path!r} is unreachable ({exc}); set {hub.ENV_ROOT} "
+                    "(or config key 'hub.root') to a local mirror, or check Hub access"
+                ) from exc
+        if name and name not in available[path]:
+            raise GrowupError(
+                f"task {cfg['task']!r}: {path!r} has no subset {name!r} (a missing benchmark language); "
+                f"available: {available[path]}"
+            )
+
+
+def _lm_class() -> type:
+    from lm_eval.models.huggingface import HFLM
+
+    class PairLM(HFLM):
+        """HFLM whose empty-context scoring can leave the first token unscored (`prefix: none`)."""
+
+        def __init__(self, *args: Any, score_first_token: bool = True, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.score_first_token = score_first_token
+
+        def loglikelihood(self, requests: list, disable_tqdm: bool = False) -> list:
+            if self.score_first_token:
+                return super().loglikelihood(requests, disable_tqdm=disable_tqdm)
+            new = []
+            for req in requests:
+                context, continuation = req.args
+                if context:
+                    ctx, cont = self._encode_pair(context, continuation)
+                else:
+                    enc = self.tok_encode(continuation, add_special_tokens=False)
+                    ctx, cont = enc[:1], enc[1:]
+                new.append(((context, continuation), ctx, cont))
+            return self._loglikelihood_tokens(new, disable_tqdm=disable_tqdm)
+
+    return PairLM
+
+
+def make_lm(model: Any, tokenizer: Any, study: Study) -> Any:
+    """An lm-eval LM around an in-memory model, with the configured prefix and batch size."""
+    prefix = study.evaluation.get("prefix", "eos")
+    if prefix not in PREFIXES:
+        raise GrowupError(f"config key 'evaluation.prefix' is {prefix!r}; allowed: {list(PREFIXES)}")
+    prefix_id = {"eos": tokenizer.eos_token_id, "bos": tokenizer.bos_token_id, "none": None}[prefix]
+    if prefix != "none" and prefix_id is None:
+        raise GrowupError(f"config key 'evaluation.prefix' is {prefix!r} but the tokenizer has no such token")
+    batch = study.evaluation.get("batch_size", "auto")
+    if batch == "auto" and not torch.cuda.is_available():
+        batch = 64  # lm-eval's auto batch size probes GPU memory; a fixed size suits CPUs
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    return _lm_class()(
+        pretrained=model.to(device),
+        tokenizer=tokenizer,
+        batch_size=batch,
+        device=device,
+        prefix_token_id=prefix_id,
+        score_first_token=prefix != "none",
+        # whole sentences are scored even past the trained context (rare; lm-eval would truncate)
+        max_length=max(model.config.max_position_embeddings, 2048),
+    )
+
+
+VOLATILE = (
+    "date",
+    "start_time",
+    "end_time",
+    "total_evaluation_time_seconds",
+    "pretty_env_info",
+    "git_hash",
+    "upper_git_hash",
+    "transformers_version",
+    "lm_eval_version",
+)
+
+
+def evaluate(lm: Any, study: Study, tasks: list[str], limit: int | None = None) -> dict[str, Any]:
+    """Run lm-eval on `tasks`; returns its results dict (with per-pair samples), minus timings."""
+    import lm_eval
+
+    manager = task_manager()
+    configs = [task_config(manager, study, task) for task in tasks]
+    check_datasets(configs)
+    try:
+        results = lm_eval.simple_evaluate(
+            model=lm,
+            tasks=configs,
+            task_manager=manager,
+            limit=limit,
+            log_samples=True,
+            bootstrap_iters=1000,
+            random_seed=0,
+            numpy_random_seed=0,
+            torch_random_seed=0,
+            fewshot_random_seed=0,
+        )
+    except (ConnectionError, FileNotFoundError, OSError) as exc:
+        raise GrowupError(
+            f"an evaluation dataset of tasks {tasks} is unreachable ({exc}); set {hub.ENV_ROOT} "
+            "(or config key 'hub.root') to a local mirror, or check Hub access"
+        ) from exc
+    for key in VOLATILE:
+        results.pop(key, None)
+    return results
