@@ -1,8 +1,11 @@
-"""Random tiny Llama models for tests."""
+"""Random tiny Llama models and tiny study configs for tests."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
+import yaml
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from growup.models.hyperllama import llama_config, model_class
@@ -80,3 +83,23 @@ def released_config_dict(config: LlamaConfig, factor: int) -> dict:
         "use_cache": True,
         "vocab_size": config.vocab_size,
     }
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def tiny_raw(**training) -> dict:
+    """The mini config with a smaller model and short schedules, for tests."""
+    raw = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    raw["model"].update(
+        hidden_size=48,
+        intermediate_size=96,
+        num_hidden_layers=2,
+        num_attention_heads=6,
+        num_key_value_heads=2,
+        head_dim=8,
+    )
+    raw["training"].update(global_batch=4, micro_batch=4, checkpoint_every={"base": 10, "adaptation": 10})
+    raw["training"]["schedules"]["english"] = {"steps": 30, "warmup": 3, "decay_start": 24, "decay_steps": 6}
+    raw["training"].update(training)
+    return raw

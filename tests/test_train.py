@@ -15,32 +15,15 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from conftest import REPO
 from growup.config import Study
 from growup.models.build import base_config, init_model
 from growup.models.checkpoint import read_card, save_checkpoint
 from growup.models.cloning import hyperclone
 from growup.train.loop import PREEMPTED, train
 from growup.train.schedule import wsd_lr
+from helpers import tiny_raw
 
 GROWUP = str(Path(sys.executable).parent / "growup")
-
-
-def tiny_raw(**training) -> dict:
-    """The mini config with a smaller model and short schedules, for tests."""
-    raw = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    raw["model"].update(
-        hidden_size=48,
-        intermediate_size=96,
-        num_hidden_layers=2,
-        num_attention_heads=6,
-        num_key_value_heads=2,
-        head_dim=8,
-    )
-    raw["training"].update(global_batch=4, micro_batch=4, checkpoint_every={"base": 10, "adaptation": 10})
-    raw["training"]["schedules"]["english"] = {"steps": 30, "warmup": 3, "decay_start": 24, "decay_steps": 6}
-    raw["training"].update(training)
-    return raw
 
 
 def write_config(path: Path, raw: dict) -> Path:

@@ -260,6 +260,50 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="results/tables/evals.csv")
 
 
+def _merge(args: argparse.Namespace) -> None:
+    from growup.config import load_config
+    from growup.merge import grid
+
+    study = load_config(args.configfile)
+    seed = study.raw["merging"].get("random_seed")
+    if args.verb == "configs":
+        from growup.io import atomic_write_text
+
+        merges = grid.merge_grid(study)
+        for merge in merges:
+            config = grid.merge_config(study, merge, args.checkpoints)
+            atomic_write_text(merge.yaml_path(args.out_root), grid.to_yaml(config, seed))
+        log.info("wrote %d merge configs under %s: %s", len(merges), args.out_root, grid.grid_counts(merges))
+    elif args.verb == "run":
+        from growup.merge.run import run_merge
+
+        merge = grid.Merge(args.setup, args.method, tuple(args.subset.split(grid.SEPARATOR)))
+        if merge not in grid.merge_grid(study):
+            raise GrowupError(f"{merge.name!r} is not in the study's merge grid (config key 'merging')")
+        config = grid.merge_config(study, merge, args.checkpoints)
+        out = run_merge(config, merge.model_path(args.out_root), seed, merge.yaml_path(args.out_root))
+        log.info("merged %s -> %s", merge.name, out)
+
+
+def _add_merge(sub: argparse._SubParsersAction) -> None:
+    mg = sub.add_parser("merge", help="the study's merges through mergekit").add_subparsers(
+        dest="verb", required=True
+    )
+    p = mg.add_parser("configs", help="write every merge of the grid as a mergekit YAML")
+    p.add_argument("--configfile", required=True)
+    p.add_argument("--checkpoints", default="checkpoints", help="folder of the runs' checkpoints")
+    p.add_argument("--out-root", default="merges")
+    p.set_defaults(func=_merge)
+    p = mg.add_parser("run", help="write one merge's YAML and run it in-process")
+    p.add_argument("--configfile", required=True)
+    p.add_argument("--setup", required=True, choices=("1x", "1x-cloned", "2x"))
+    p.add_argument("--method", required=True)
+    p.add_argument("--subset", required=True, help="languages joined with '+', e.g. ekk+fao")
+    p.add_argument("--checkpoints", default="checkpoints")
+    p.add_argument("--out-root", default="merges")
+    p.set_defaults(func=_merge)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="growup", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")

@@ -133,7 +133,14 @@ def build_with_weights(config: LlamaConfig, state: dict[str, torch.Tensor]) -> L
 
 
 def register() -> None:
-    """Register `hyperllama` with AutoConfig, AutoModel and AutoModelForCausalLM (idempotent)."""
+    """Register `hyperllama` with AutoConfig, AutoModel and AutoModelForCausalLM (idempotent).
+
+    The classes also register for auto classes, so every saved HyperLlama checkpoint carries this
+    file and an `auto_map`: plain transformers (or mergekit) loads it with `trust_remote_code=True`
+    even where growup is not installed.
+    """
+    HyperLlamaConfig.register_for_auto_class()
+    HyperLlamaForCausalLM.register_for_auto_class("AutoModelForCausalLM")
     AutoConfig.register(MODEL_TYPE, HyperLlamaConfig, exist_ok=True)
     AutoModel.register(HyperLlamaConfig, HyperLlamaModel, exist_ok=True)
     AutoModelForCausalLM.register(HyperLlamaConfig, HyperLlamaForCausalLM, exist_ok=True)

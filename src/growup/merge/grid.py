@@ -1,0 +1,125 @@
+"""The study's merge grid and its mergekit YAML configs.
+
+Grid: methods × setups × language subsets (every subset of at least `min_languages` study
+languages, or an explicit list). At paper scale: 5 methods × 3 setups × 26 subsets = 390 merges.
+Each merge is a plain mergekit config (`merges/<setup>/<method>/<subset>.yaml`) with absolute local
+model paths, runnable with `mergekit-yaml` alone.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from growup.config import Study
+from growup.errors import GrowupError
+from growup.train.runs import SETUPS
+
+SEPARATOR = "+"
+
+
+@dataclass(frozen=True)
+class Merge:
+    setup: str
+    method: str
+    subset: tuple[str, ...]
+
+    @property
+    def subset_name(self) -> str:
+        return SEPARATOR.join(self.subset)
+
+    @property
+    def name(self) -> str:
+        return f"merge-{self.setup}-{self.method}-{self.subset_name}"
+
+    def yaml_path(self, root: str | os.PathLike[str]) -> Path:
+        return Path(root) / self.setup / self.method / f"{self.subset_name}.yaml"
+
+    def model_path(self, root: str | os.PathLike[str]) -> Path:
+        return Path(root) / self.setup / self.method / self.subset_name
+
+
+def merging(study: Study) -> Mapping[str, Any]:
+    return study.raw["merging"]
+
+
+def language_subsets(study: Study) -> list[tuple[str, ...]]:
+    """Subsets in the config's language order: explicit ones, or all of size >= min_languages."""
+    langs = study.data.language_codes
+    explicit = merging(study).get("subsets")
+    if explicit:
+        subsets = [tuple(s.split(SEPARATOR)) for s in explicit]
+        for subset in subsets:
+            unknown = [lang for lang in subset if lang not in langs]
+            if unknown or len(subset) < 2 or len(set(subset)) != len(subset):
+                raise GrowupError(
+                    f"config key 'merging.subsets': {SEPARATOR.join(subset)!r} must join two or more "
+                    f"distinct study languages with {SEPARATOR!r}; languages: {list(langs)}"
+                )
+        return [tuple(sorted(s, key=langs.index)) for s in subsets]
+    low = merging(study).get("min_languages", 2)
+    return [c for k in range(low, len(langs) + 1) for c in itertools.combinations(langs, k)]
+
+
+def merge_grid(study: Study) -> list[Merge]:
+    """Every merge of the study, in a fixed order (setup, method, subset)."""
+    cfg = merging(study)
+    setups = cfg.get("setups", list(SETUPS))
+    return [Merge(s, m, sub) for s in setups for m in cfg["methods"] for sub in language_subsets(study)]
+
+
+def task_vector_base(study: Study, setup: str) -> str:
+    """The run whose weights are the task-vector base of a setup (config `merging.base`)."""
+    return merging(study)["base"][setup]
+
+
+def merge_config(study: Study, merge: Merge, checkpoints: str | os.PathLike[str]) -> dict[str, Any]:
+    """The mergekit config of one merge, with absolute paths to each run's final checkpoint."""
+    cfg = merging(study)
+    method = cfg["methods"].get(merge.method)
+    if method is None:
+        raise GrowupError(
+            f"unknown merge method {merge.method!r}; config key 'merging.methods' has {list(cfg['methods'])}"
+        )
+    root = Path(checkpoints).resolve()
+    models = [
+        {
+            "model": str(root / f"{lang}-{merge.setup}" / "final"),
+            "parameters": {"weight": cfg["weight"], **(method.get("model_parameters") or {})},
+        }
+        for lang in merge.subset
+    ]
+    config: dict[str, Any] = {"merge_method": merge.method}
+    if method.get("base"):
+        config["base_model"] = str(root / task_vector_base(study, merge.setup) / "final")
+    config.update(models=models, parameters=dict(cfg.get("parameters") or {}), dtype=cfg["dtype"])
+    return config
+
+
+def referenced_paths(config: Mapping[str, Any]) -> list[str]:
+    paths = [m["model"] for m in config["models"]]
+    return [*paths, config["base_model"]] if "base_model" in config else paths
+
+
+def to_yaml(config: Mapping[str, Any], random_seed: int | None) -> str:
+    """The YAML text, headed by the command that reruns it with mergekit alone."""
+    seed = f" --random-seed {random_seed}" if random_seed is not None else ""
+    header = (
+        "# growup merge config (mergekit format). Rerun alone with:\n"
+        f"#   mergekit-yaml THIS_FILE OUT_DIR{seed} --trust-remote-code\n"
+        "# (--trust-remote-code: plain transformers loads HyperLlama checkpoints, which carry their code)\n"
+    )
+    return header + yaml.safe_dump(dict(config), sort_keys=False)
+
+
+def grid_counts(merges: Sequence[Merge]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for merge in merges:
+        counts[merge.setup] = counts.get(merge.setup, 0) + 1
+    return counts

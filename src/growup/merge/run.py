@@ -1,0 +1,79 @@
+"""Run a mergekit config in-process through mergekit's Python API: offline, local paths only,
+seeded, written atomically, and with HyperLlama known to mergekit as a Llama variant."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import growup  # noqa: F401  (registers hyperllama with transformers)
+from growup.errors import GrowupError
+from growup.io import atomic_dir, atomic_write_text
+from growup.merge.grid import referenced_paths, to_yaml
+
+log = logging.getLogger(__name__)
+
+
+def register_hyperllama_architecture() -> None:
+    """Tell mergekit that HyperLlamaForCausalLM has Llama's tensors (its own llama definition,
+    renamed), so HyperLlama models merge tensor by tensor like any Llama."""
+    from mergekit._data import architectures
+    from mergekit.architecture.json_definitions import NAME_TO_ARCH, _load_architecture_json
+
+    if "HyperLlamaForCausalLM" in NAME_TO_ARCH:
+        return
+    llama = json.loads((resources.files(architectures) / "llama.json").read_text())
+    llama.update(model_type="hyperllama", architectures=["HyperLlamaForCausalLM"])
+    NAME_TO_ARCH["HyperLlamaForCausalLM"] = [_load_architecture_json(json.dumps(llama))]
+
+
+def check_local(config: dict[str, Any]) -> None:
+    """Every model must be an existing local checkpoint: no silent fallback to the Hub."""
+    for path in referenced_paths(config):
+        if not Path(path).is_absolute():
+            raise GrowupError(f"merge model path {path!r} is not absolute")
+        if not (Path(path) / "config.json").is_file():
+            raise GrowupError(f"merge model {path!r} does not exist (no config.json): train or pull it first")
+
+
+def run_merge(
+    config: dict[str, Any],
+    out: str | os.PathLike[str],
+    random_seed: int | None = 0,
+    yaml_out: str | os.PathLike[str] | None = None,
+) -> Path:
+    """Merge per `config` into `out` (atomically); also write the YAML if `yaml_out` is given."""
+    from mergekit.config import MergeConfiguration
+    from mergekit.merge import MergeOptions
+    from mergekit.merge import run_merge as mergekit_run
+
+    check_local(config)
+    if yaml_out is not None:
+        atomic_write_text(yaml_out, to_yaml(config, random_seed))
+    register_hyperllama_architecture()
+    merge_config = MergeConfiguration.model_validate(config)
+    options = MergeOptions(
+        cuda=torch.cuda.is_available(),
+        copy_tokenizer=True,
+        random_seed=random_seed,
+        lazy_unpickle=True,
+        quiet=True,
+        trust_remote_code=False,
+    )
+    previous = os.environ.get("HF_HUB_OFFLINE")
+    os.environ["HF_HUB_OFFLINE"] = "1"  # local paths only: never reach for the Hub
+    try:
+        with atomic_dir(out) as tmp:
+            mergekit_run(merge_config, str(tmp), options=options)
+    finally:
+        if previous is None:
+            os.environ.pop("HF_HUB_OFFLINE", None)
+        else:
+            os.environ["HF_HUB_OFFLINE"] = previous
+    return Path(out)
