@@ -1,12 +1,15 @@
 # growup: the "Grow Up and Merge" study (arXiv 2512.10772) as a Snakemake workflow.
-#   snakemake --cores all                               whole study, default (mini) config
+#   snakemake --cores all                                 whole study, default (mini) config
 #   snakemake --cores all --configfile config/paper.yaml  the paper at full scale
-#   snakemake <path of one artifact>                    just that target and what it needs
-# Rules are thin: each calls one `growup` verb; all logic lives in src/growup.
+#   snakemake results/figures/data_efficiency.pdf         one target and what it needs
+# Rules are thin: each calls one `growup` verb; all logic lives in src/growup. The grid of runs,
+# evaluations and merges comes from the config through growup's own functions.
 
 import os
 
-from growup.config import validate_config
+from growup.config import Study
+from growup.merge.grid import merge_grid, merging, task_vector_base
+from growup.train.runs import run_datasets, run_resources, start_checkpoint, trained_runs
 
 
 configfile: "config/config.yaml"
@@ -20,15 +23,38 @@ container: os.environ.get("GROWUP_IMAGE", "docker://growup:0.1.0")
 # A --configfile on the command line wins over the default; the growup verbs read that file.
 # (Override values with --configfile, not --config key=value: the verbs read the file.)
 STUDY_CONFIG = (workflow.overwrite_configfiles or ["config/config.yaml"])[-1]
-validate_config(config, source=str(STUDY_CONFIG))
+STUDY = Study.from_mapping(config, source=str(STUDY_CONFIG))  # validates before any job starts
+
+TRAINED_RUNS = trained_runs(STUDY)
+EVALUATED_RUNS = [r for r in TRAINED_RUNS if r != "seed"]
+MERGES = merge_grid(STUDY)
+MERGE_SETUPS = sorted({m.setup for m in MERGES})
+MERGE_INPUTS = {
+    setup: sorted(
+        {f"checkpoints/{lang}-{setup}/final" for m in MERGES if m.setup == setup for lang in m.subset}
+        | {f"checkpoints/{task_vector_base(STUDY, setup)}/final"}
+    )
+    for setup in MERGE_SETUPS
+}
+EVAL_DIRS = [
+    *[f"evals/{run}" for run in EVALUATED_RUNS],
+    "evals/english-1x-cloned",
+    *[f"evals/merges/{setup}" for setup in MERGE_SETUPS],
+]
 
 
 include: "workflow/rules/models.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/merge.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:
     input:
         "results/tables/model_sizes.md",
-        rules.data.input,
+        rules.tables.output,
+        expand("results/figures/{figure}.{ext}", figure=FIGURE_NAMES, ext=["pdf", "png"]),
+        "results/claims.md",
     default_target: True

@@ -220,6 +220,22 @@ def _eval(args: argparse.Namespace) -> None:
 
         for out in sweep(study, args.run_dir, args.model, args.out_root, args.init, args.tasks, args.limit):
             log.info("wrote %s", out)
+    elif args.verb == "merges":
+        from growup.evaluate.harness import merge_tasks
+        from growup.evaluate.sweep import evaluate_checkpoint
+
+        for merge in selected_merges(study, args.setup, args.method, "all"):
+            tasks = args.tasks or merge_tasks(study, merge.subset)
+            out = evaluate_checkpoint(
+                study,
+                merge.model_path(args.merges_root),
+                merge.name,
+                "final",
+                args.out_root,
+                tasks,
+                args.limit,
+            )
+            log.info("wrote %s", out)
     elif args.verb == "tidy":
         from growup.evaluate.tidy import collect, write_csv
 
@@ -255,6 +271,13 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--out-root", default="evals")
         p.add_argument("--tasks", nargs="+", help="lm-eval task names (default: the study's)")
         p.add_argument("--limit", type=int, help="pairs per task (default: config evaluation.limit)")
+    p = verb("merges", "every merged model of a setup -> evals/merge-<setup>-<method>-<subset>/final/")
+    p.add_argument("--setup", required=True, choices=("1x", "1x-cloned", "2x"))
+    p.add_argument("--method", default="all")
+    p.add_argument("--merges-root", default="merges")
+    p.add_argument("--out-root", default="evals")
+    p.add_argument("--tasks", nargs="+")
+    p.add_argument("--limit", type=int)
     p = verb("tidy", "every evals/<model>/<step>/<task>.json -> one CSV row per metric")
     p.add_argument("--evals", default="evals")
     p.add_argument("--out", default="results/tables/evals.csv")
@@ -277,12 +300,24 @@ def _merge(args: argparse.Namespace) -> None:
     elif args.verb == "run":
         from growup.merge.run import run_merge
 
-        merge = grid.Merge(args.setup, args.method, tuple(args.subset.split(grid.SEPARATOR)))
-        if merge not in grid.merge_grid(study):
-            raise GrowupError(f"{merge.name!r} is not in the study's merge grid (config key 'merging')")
-        config = grid.merge_config(study, merge, args.checkpoints)
-        out = run_merge(config, merge.model_path(args.out_root), seed, merge.yaml_path(args.out_root))
-        log.info("merged %s -> %s", merge.name, out)
+        for merge in selected_merges(study, args.setup, args.method, args.subset):
+            config = grid.merge_config(study, merge, args.checkpoints)
+            out = run_merge(config, merge.model_path(args.out_root), seed, merge.yaml_path(args.out_root))
+            log.info("merged %s -> %s", merge.name, out)
+
+
+def selected_merges(study, setup: str, method: str, subset: str) -> list:
+    """The grid's merges of one setup, filtered by method and subset (`all` keeps every one)."""
+    from growup.merge import grid
+
+    merges = [
+        m
+        for m in grid.merge_grid(study)
+        if m.setup == setup and method in ("all", m.method) and subset in ("all", m.subset_name)
+    ]
+    if not merges:
+        raise GrowupError(f"no merge {setup}/{method}/{subset} in the study's grid (config key 'merging')")
+    return merges
 
 
 def _add_merge(sub: argparse._SubParsersAction) -> None:
@@ -297,11 +332,59 @@ def _add_merge(sub: argparse._SubParsersAction) -> None:
     p = mg.add_parser("run", help="write one merge's YAML and run it in-process")
     p.add_argument("--configfile", required=True)
     p.add_argument("--setup", required=True, choices=("1x", "1x-cloned", "2x"))
-    p.add_argument("--method", required=True)
-    p.add_argument("--subset", required=True, help="languages joined with '+', e.g. ekk+fao")
+    p.add_argument("--method", required=True, help="a merge method, or 'all'")
+    p.add_argument("--subset", required=True, help="languages joined with '+' (e.g. ekk+fao), or 'all'")
     p.add_argument("--checkpoints", default="checkpoints")
     p.add_argument("--out-root", default="merges")
     p.set_defaults(func=_merge)
+
+
+def _report(args: argparse.Namespace) -> None:
+    from growup.config import load_config
+    from growup.report.frame import load
+
+    study = load_config(args.configfile)
+    df = load(args.evals_csv)
+    if args.verb == "tables":
+        from growup.report import tables
+
+        tables.write(tables.final_scores(df), f"{args.out_dir}/final_scores")
+        tables.write(tables.merge_table(df), f"{args.out_dir}/merges", index=False)
+    elif args.verb == "figure":
+        from growup.report.figures import render
+
+        for path in render(args.name, df, args.out_dir):
+            log.info("wrote %s", path)
+    elif args.verb == "claims":
+        from growup.io import atomic_write_text
+        from growup.report.claims import claims_markdown
+
+        spread = (study.raw.get("report") or {}).get("method_spread", 0.05)
+        atomic_write_text(args.out, claims_markdown(df, spread, study.name))
+
+
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    from growup.report.figures import FIGURES
+
+    rp = sub.add_parser("report", help="tables, figures and the claims check").add_subparsers(
+        dest="verb", required=True
+    )
+    for name, help_text in (
+        ("tables", "final scores and merge tables (CSV + Markdown)"),
+        ("figure", "one figure (PDF + PNG)"),
+        ("claims", "results/claims.md"),
+    ):
+        p = rp.add_parser(name, help=help_text)
+        p.add_argument("--configfile", required=True)
+        p.add_argument("--evals-csv", default="results/tables/evals.csv")
+        p.set_defaults(func=_report)
+        if name == "figure":
+            p.add_argument("--name", required=True, choices=FIGURES)
+            p.add_argument("--out-dir", default="results/figures")
+        elif name == "tables":
+            p.add_argument("--out-dir", default="results/tables")
+        else:
+            p.add_argument("--out", default="results/claims.md")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -313,6 +396,8 @@ def build_parser() -> argparse.ArgumentParser:
         _add_data,
         _add_train,
         _add_eval,
+        _add_merge,
+        _add_report,
     )
     for add in adders:
         add(sub)

@@ -1,4 +1,4 @@
-# Model core: parameter and FLOP accounting of the study's 1x model and its clone.
+# Model core: the model-size table, the seed model's initialisation, and HyperCloning.
 
 
 rule model_sizes:
@@ -14,3 +14,33 @@ rule model_sizes:
         runtime=5,
     shell:
         "growup model count --configfile {input} --format markdown --out {output} > {log} 2>&1"
+
+
+rule init_seed:
+    input:
+        config=STUDY_CONFIG,
+        tokenizer="data/tokenizer",
+    output:
+        directory("checkpoints/seed/init"),
+    log:
+        "logs/models/init_seed.log",
+    resources:
+        mem_mb=8000,
+        runtime=10,
+    shell:
+        "growup model init --configfile {input.config} --tokenizer {input.tokenizer} --out {output} > {log} 2>&1"
+
+
+rule clone:
+    input:
+        config=STUDY_CONFIG,
+        parent="checkpoints/{parent}/final",
+    output:
+        directory("checkpoints/{parent}-cloned/final"),
+    log:
+        "logs/models/clone_{parent}.log",
+    resources:
+        mem_mb=16000,
+        runtime=20,
+    shell:
+        "growup model clone --configfile {input.config} --checkpoint {input.parent} --out {output} > {log} 2>&1"

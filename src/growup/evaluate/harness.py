@@ -13,6 +13,7 @@ tokenizer's BOS), or `none` (the first token is context, not scored).
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 from importlib import resources
 from pathlib import Path
@@ -40,10 +41,24 @@ def study_tasks(study: Study) -> list[str]:
     return [*tasks, "growup_mpararel"] if ev.get("mpararel") else tasks
 
 
+def merge_tasks(study: Study, languages: tuple[str, ...]) -> list[str]:
+    """A merge's tasks: MultiBLiMP of its languages, and every English task."""
+    iso = {lang.code: lang.multiblimp for lang in study.data.languages}
+    wanted = {f"multiblimp_{iso[code]}" for code in languages}
+    return [
+        t for t in study_tasks(study) if t in wanted or not t.startswith("multiblimp_") or t.endswith("_eng")
+    ]
+
+
+@functools.cache
 def task_manager() -> Any:
+    """lm-eval's task index over lm-eval's own MultiBLiMP task folder and growup's tasks, built once
+    per process (indexing all of lm-eval's task YAMLs would take seconds per call)."""
+    import lm_eval.tasks
     from lm_eval.tasks import TaskManager
 
-    return TaskManager(include_path=str(TASK_DIR))
+    multiblimp = Path(lm_eval.tasks.__file__).parent / "multiblimp"
+    return TaskManager(include_path=[str(multiblimp), str(TASK_DIR)], include_defaults=False)
 
 
 def task_config(manager: Any, study: Study, task: str) -> dict[str, Any]:
@@ -158,31 +173,47 @@ VOLATILE = (
 )
 
 
+_TASKS: dict[str, Any] = {}
+
+
+def build_tasks(study: Study, tasks: list[str]) -> list[Any]:
+    """lm-eval Task objects for `tasks`, each built (its dataset loaded) once per process and then
+    reused, so a sweep over many checkpoints pays for dataset loading once."""
+    import json
+
+    manager = task_manager()
+    configs = {task: task_config(manager, study, task) for task in tasks}
+    keys = {task: json.dumps(cfg, sort_keys=True, default=str) for task, cfg in configs.items()}
+    missing = [task for task in tasks if keys[task] not in _TASKS]
+    if missing:
+        check_datasets([configs[t] for t in missing])
+        try:
+            loaded = manager.load([configs[t] for t in missing])["tasks"]
+        except (ConnectionError, FileNotFoundError, OSError) as exc:
+            raise GrowupError(
+                f"an evaluation dataset of tasks {missing} is unreachable ({exc}); set {hub.ENV_ROOT} "
+                "(or config key 'hub.root') to a local mirror, or check Hub access"
+            ) from exc
+        _TASKS.update({keys[t]: loaded[t] for t in missing})
+    return [_TASKS[keys[t]] for t in tasks]
+
+
 def evaluate(lm: Any, study: Study, tasks: list[str], limit: int | None = None) -> dict[str, Any]:
     """Run lm-eval on `tasks`; returns its results dict (with per-pair samples), minus timings."""
     import lm_eval
 
-    manager = task_manager()
-    configs = [task_config(manager, study, task) for task in tasks]
-    check_datasets(configs)
-    try:
-        results = lm_eval.simple_evaluate(
-            model=lm,
-            tasks=configs,
-            task_manager=manager,
-            limit=limit,
-            log_samples=True,
-            bootstrap_iters=1000,
-            random_seed=0,
-            numpy_random_seed=0,
-            torch_random_seed=0,
-            fewshot_random_seed=0,
-        )
-    except (ConnectionError, FileNotFoundError, OSError) as exc:
-        raise GrowupError(
-            f"an evaluation dataset of tasks {tasks} is unreachable ({exc}); set {hub.ENV_ROOT} "
-            "(or config key 'hub.root') to a local mirror, or check Hub access"
-        ) from exc
+    results = lm_eval.simple_evaluate(
+        model=lm,
+        tasks=build_tasks(study, tasks),
+        task_manager=task_manager(),
+        limit=limit,
+        log_samples=True,
+        bootstrap_iters=1000,
+        random_seed=0,
+        numpy_random_seed=0,
+        torch_random_seed=0,
+        fewshot_random_seed=0,
+    )
     for key in VOLATILE:
         results.pop(key, None)
     return results

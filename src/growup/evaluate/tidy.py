@@ -69,10 +69,12 @@ def rows_from_result(result: dict[str, Any], iso_to_code: dict[str, str]) -> lis
 
 
 def collect(evals_root: str | os.PathLike[str], iso_to_code: dict[str, str]) -> list[dict[str, Any]]:
-    """Every row under evals/<model>/<step>/<task>.json, sorted for stable output."""
+    """Every row of every results file under `evals_root` (at any depth), sorted for stable output."""
     rows = []
-    for path in sorted(Path(evals_root).glob("*/*/*.json")):
-        rows.extend(rows_from_result(json.loads(path.read_text(encoding="utf-8")), iso_to_code))
+    for path in sorted(Path(evals_root).rglob("*.json")):
+        result = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(result, dict) and "growup" in result and "results" in result:
+            rows.extend(rows_from_result(result, iso_to_code))
     return sorted(rows, key=lambda r: (r["model"], _step_key(r["step"]), r["task"], r["metric"]))
 
 

@@ -96,3 +96,54 @@ def run_spec(study: Study, name: str, data_dir: str | os.PathLike[str] = "data")
     return RunSpec(
         name, kind, t.schedules["multilingual"], (Phase(portions, study.seed),), t.checkpoint_every_adaptation
     )
+
+
+def start_checkpoint(study: Study, name: str) -> str:
+    """The run (or clone) whose final checkpoint a run starts from, by the study's lineage."""
+    kind, _, setup = parse_run(study, name)
+    if kind == "seed":
+        return "seed/init"
+    if kind == "english":
+        return "seed/final" if setup == "1x" else "seed-cloned/final"
+    return {"1x": "english-1x/final", "1x-cloned": "english-1x-cloned/final", "2x": "english-2x/final"}[setup]
+
+
+def run_datasets(study: Study, name: str) -> list[str]:
+    """The packed datasets a run reads (known before data/unimax.json exists)."""
+    kind, lang, _ = parse_run(study, name)
+    if kind == "seed":
+        return ["code", "english-80"]
+    if kind == "english":
+        return ["english-20"]
+    langs = study.data.language_codes if kind == "multilingual" else (lang,)
+    return [*langs, *(f"replay-{code}" for code in langs)]
+
+
+def run_resources(study: Study, name: str) -> dict[str, int]:
+    """Scheduler resources of a training job from its FLOPs: GPUs, runtime (min), threads, memory."""
+    from growup.models.build import study_configs
+    from growup.models.flops import flops_per_token
+
+    kind, _, setup = parse_run(study, name)
+    res = study.raw["resources"]
+    gpus = res["gpus"]["base" if kind in ("seed", "english") else kind]
+    configs = study_configs(study)
+    config = configs["1x"] if setup in (None, "1x") else configs[f"clone-x{study.model.clone_factor}"]
+    schedule = study.training.schedules[
+        {"seed": "seed", "english": "english", "multilingual": "multilingual"}.get(
+            kind, name.split("-", 1)[0]
+        )
+    ]
+    flops = (
+        flops_per_token(config, study.training.sequence_length)
+        * study.training.tokens_per_step
+        * schedule.steps
+    )
+    minutes = flops / (res["flops_per_second"] * max(gpus, 1)) / 60
+    return {
+        "gpus": gpus,
+        "runtime": int(minutes * 1.5) + 10,
+        "threads": res["threads"],
+        "mem_mb": res.get("mem_mb", 8000),
+        "flops": int(flops),
+    }
