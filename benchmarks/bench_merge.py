@@ -10,7 +10,6 @@ no data needed), then runs the five study methods for both setups each way and p
 from __future__ import annotations
 
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -52,7 +51,6 @@ def main() -> None:
         for setup in ("1x", "2x")
         for method in study.raw["merging"]["methods"]
     ]
-    cli = Path(sys.executable).parent / "mergekit-yaml"
     inproc, proc = [], []
     for i, merge in enumerate(merges):
         config = grid.merge_config(study, merge, tmp / "ckpt")
@@ -60,19 +58,8 @@ def main() -> None:
         run_merge(config, tmp / "in" / str(i), 0, tmp / f"{i}.yaml")
         inproc.append(time.perf_counter() - start)
         start = time.perf_counter()
-        subprocess.run(
-            [
-                str(cli),
-                str(tmp / f"{i}.yaml"),
-                str(tmp / "out" / str(i)),
-                "--random-seed",
-                "0",
-                "--trust-remote-code",
-                "--quiet",
-            ],
-            check=True,
-            capture_output=True,
-        )
+        argv = grid.mergekit_yaml_argv(tmp / f"{i}.yaml", tmp / "out" / str(i), 0)
+        subprocess.run(argv, check=True, capture_output=True)
         proc.append(time.perf_counter() - start)
         print(
             f"{merge.setup:3} {merge.method:16} in-process {inproc[-1]:6.2f} s"

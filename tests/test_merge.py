@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -180,21 +179,8 @@ def test_bad_subset_is_named():
 def test_yaml_reruns_with_mergekit_alone(study, checkpoints, tmp_path):
     """The written YAML is a plain mergekit config: mergekit-yaml reproduces the in-process merge."""
     ours = run_merge(cfg(study, checkpoints, "2x", "dare_ties"), tmp_path / "ours", 0, tmp_path / "m.yaml")
-    cli = Path(sys.executable).parent / "mergekit-yaml"
-    subprocess.run(
-        [
-            str(cli),
-            str(tmp_path / "m.yaml"),
-            str(tmp_path / "theirs"),
-            "--random-seed",
-            "0",
-            "--trust-remote-code",
-            "--quiet",
-        ],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
+    argv = grid.mergekit_yaml_argv(tmp_path / "m.yaml", tmp_path / "theirs", 0)
+    subprocess.run(argv, check=True, capture_output=True, timeout=300)
     a, b = weights(ours), weights(tmp_path / "theirs")
     assert all(torch.equal(a[k], b[k]) for k in a)
     config = json.loads((tmp_path / "theirs" / "config.json").read_text())

@@ -118,6 +118,17 @@ def to_yaml(config: Mapping[str, Any], random_seed: int | None) -> str:
     return header + yaml.safe_dump(dict(config), sort_keys=False)
 
 
+def mergekit_yaml_argv(
+    yaml_file: str | os.PathLike[str], out_dir: str | os.PathLike[str], random_seed: int | None
+) -> list[str]:
+    """The `mergekit-yaml` command that reruns one merge YAML with the upstream tool alone."""
+    import sys
+
+    seed = ["--random-seed", str(random_seed)] if random_seed is not None else []
+    cli = Path(sys.executable).parent / "mergekit-yaml"
+    return [str(cli), str(yaml_file), str(out_dir), *seed, "--trust-remote-code", "--quiet"]
+
+
 def grid_counts(merges: Sequence[Merge]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for merge in merges:
