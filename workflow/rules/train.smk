@@ -1,4 +1,12 @@
 # Training: every run of the study from its parent's checkpoint; resources from the FLOP accounting.
+# GPU jobs: `gres`/`nodes` (and `mpi`/`tasks` past one node) are what the SLURM executor plugin turns
+# into sbatch options (growup.train.launch says how and where the limits are); `gpus` is the world
+# size. A --resources gpus=N limit (profiles/local) scales `gpus` down, and the launch follows it.
+
+from growup.train.launch import gpus_per_node, launch_command, threads_per_process
+from growup.train.runs import run_slurm_resources
+
+GPUS_PER_NODE = gpus_per_node()  # GROWUP_GPUS_PER_NODE, default 8
 
 
 wildcard_constraints:
@@ -16,11 +24,23 @@ rule train:
         directory("checkpoints/{run}/final"),
     log:
         "logs/train/{run}.log",
+    benchmark:
+        "logs/benchmarks/train/{run}.tsv",
     threads: config["resources"]["threads"]
     resources:
         gpus=lambda wc: run_resources(STUDY, wc.run)["gpus"],
         mem_mb=lambda wc: run_resources(STUDY, wc.run)["mem_mb"],
         runtime=lambda wc: run_resources(STUDY, wc.run)["runtime"],
+        nodes=lambda wc: run_slurm_resources(STUDY, wc.run, GPUS_PER_NODE)["nodes"],
+        gres=lambda wc: run_slurm_resources(STUDY, wc.run, GPUS_PER_NODE)["gres"],
+        mpi=lambda wc: run_slurm_resources(STUDY, wc.run, GPUS_PER_NODE)["mpi"],
+        tasks=lambda wc: run_slurm_resources(STUDY, wc.run, GPUS_PER_NODE)["tasks"],
+        tasks_per_gpu=lambda wc: run_slurm_resources(STUDY, wc.run, GPUS_PER_NODE)["tasks_per_gpu"],
+    params:
+        launch=lambda wc, resources, threads: launch_command(
+            resources.gpus, GPUS_PER_NODE, threads, STUDY.training.mixed_precision
+        ),
+        threads=lambda wc, resources, threads: threads_per_process(threads, resources.gpus, GPUS_PER_NODE),
     shell:
-        "growup train --configfile {input.config} --run {wildcards.run} --init {input.start} "
-        "--out checkpoints/{wildcards.run} --data-dir data --threads {threads} > {log} 2>&1"
+        "{params.launch} --configfile {input.config} --run {wildcards.run} --init {input.start} "
+        "--out checkpoints/{wildcards.run} --data-dir data --threads {params.threads} > {log} 2>&1"

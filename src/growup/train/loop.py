@@ -46,9 +46,6 @@ STATE = "state"
 FINAL = "final"
 PREEMPTED = 143  # 128 + SIGTERM
 
-# Dense bf16 peak FLOP/s by GPU model, for MFU (vendor data sheets; override with training.peak_flops).
-PEAK_FLOPS = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A10G": 125e12, "L4": 121e12}
-
 
 @dataclass
 class Layout:
@@ -87,12 +84,12 @@ class StopFlag:
 
 
 def peak_flops(study: Study) -> float | None:
+    """The GPU's peak for MFU: config key training.peak_flops, else growup.train.budget's table."""
+    from growup.train.budget import device_peak_flops
+
     if study.training.peak_flops:
         return study.training.peak_flops
-    if not torch.cuda.is_available():
-        return None
-    name = torch.cuda.get_device_name()
-    return next((v for k, v in PEAK_FLOPS.items() if k in name), None)
+    return device_peak_flops(torch.cuda.get_device_name()) if torch.cuda.is_available() else None
 
 
 def micro_steps(study: Study, world: int) -> int:

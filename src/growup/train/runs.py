@@ -119,25 +119,36 @@ def run_datasets(study: Study, name: str) -> list[str]:
     return [*langs, *(f"replay-{code}" for code in langs)]
 
 
+def run_model(study: Study, name: str) -> str:
+    """Which model a run trains, as a key of `growup.models.build.study_configs`: `1x` or `clone-x<k>`."""
+    _, _, setup = parse_run(study, name)
+    return "1x" if setup in (None, "1x") else f"clone-x{study.model.clone_factor}"
+
+
+def run_schedule(study: Study, name: str) -> ScheduleSpec:
+    """A run's schedule from config alone (no prepared data needed, unlike `run_spec`)."""
+    kind, lang, _ = parse_run(study, name)
+    return study.training.schedules[lang if kind == "language" else kind]
+
+
+def run_gpus(study: Study, name: str) -> int:
+    """GPUs of a run from config key `resources.gpus` (base: seed and english runs)."""
+    kind, _, _ = parse_run(study, name)
+    return study.raw["resources"]["gpus"]["base" if kind in ("seed", "english") else kind]
+
+
 def run_resources(study: Study, name: str) -> dict[str, int]:
     """Scheduler resources of a training job from its FLOPs: GPUs, runtime (min), threads, memory."""
     from growup.models.build import study_configs
     from growup.models.flops import flops_per_token
 
-    kind, _, setup = parse_run(study, name)
     res = study.raw["resources"]
-    gpus = res["gpus"]["base" if kind in ("seed", "english") else kind]
-    configs = study_configs(study)
-    config = configs["1x"] if setup in (None, "1x") else configs[f"clone-x{study.model.clone_factor}"]
-    schedule = study.training.schedules[
-        {"seed": "seed", "english": "english", "multilingual": "multilingual"}.get(
-            kind, name.split("-", 1)[0]
-        )
-    ]
+    gpus = run_gpus(study, name)
+    config = study_configs(study)[run_model(study, name)]
     flops = (
         flops_per_token(config, study.training.sequence_length)
         * study.training.tokens_per_step
-        * schedule.steps
+        * run_schedule(study, name).steps
     )
     minutes = flops / (res["flops_per_second"] * max(gpus, 1)) / 60
     return {
@@ -147,3 +158,10 @@ def run_resources(study: Study, name: str) -> dict[str, int]:
         "mem_mb": res.get("mem_mb", 8000),
         "flops": int(flops),
     }
+
+
+def run_slurm_resources(study: Study, name: str, per_node: int) -> dict[str, int | str | None]:
+    """A training job's SLURM-facing resources (`growup.train.launch.slurm_resources`) by run name."""
+    from growup.train.launch import slurm_resources
+
+    return slurm_resources(run_gpus(study, name), per_node)
