@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PIP_VERSION := 26.3
 
-.PHONY: reproduce test lint lock clean-venv image
+.PHONY: reproduce test lint lock clean-venv image pull
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,11 @@ $(STAMP): requirements.lock pyproject.toml
 
 reproduce: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --cores all
+
+# The study's artifacts from the DVC remote, marked up to date for Snakemake (README, "Artifacts").
+pull: $(STAMP)
+	$(BIN)/dvc pull
+	$(BIN)/growup artifacts restore
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -7,12 +7,15 @@
 
 import os
 
-from growup.config import Study
+from growup.config import Study, resolve_config
 from growup.merge.grid import merge_grid, merging, task_vector_base
 from growup.train.runs import run_datasets, run_resources, start_checkpoint, trained_runs
 
 
 configfile: "config/config.yaml"
+
+
+report: "workflow/report/workflow.rst"
 
 
 # The image every job runs in under --sdm apptainer (or docker); build it with `make image`,
@@ -23,7 +26,11 @@ container: os.environ.get("GROWUP_IMAGE", "docker://growup:0.1.0")
 # A --configfile on the command line wins over the default; the growup verbs read that file.
 # (Override values with --configfile, not --config key=value: the verbs read the file.)
 STUDY_CONFIG = (workflow.overwrite_configfiles or ["config/config.yaml"])[-1]
-STUDY = Study.from_mapping(config, source=str(STUDY_CONFIG))  # validates before any job starts
+# Validated before any job starts; `extends:` applied, and the rules read the resolved mapping.
+STUDY = Study.from_mapping(resolve_config(STUDY_CONFIG), source=str(STUDY_CONFIG))
+config.clear()
+config.update(STUDY.raw)
+RELEASED = bool(config.get("released"))  # published checkpoints stand in for training
 
 TRAINED_RUNS = trained_runs(STUDY)
 EVALUATED_RUNS = [r for r in TRAINED_RUNS if r != "seed"]
@@ -45,7 +52,14 @@ EVAL_DIRS = [
 
 include: "workflow/rules/models.smk"
 include: "workflow/rules/data.smk"
-include: "workflow/rules/train.smk"
+if RELEASED:
+
+    include: "workflow/rules/released.smk"
+
+else:
+
+    include: "workflow/rules/train.smk"
+
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/merge.smk"
 include: "workflow/rules/report.smk"

@@ -15,7 +15,7 @@ import pytest
 import torch
 from transformers import LlamaForCausalLM
 
-import growup  # noqa: F401  (registers hyperllama)
+import growup.models  # noqa: F401  (registers hyperllama)
 from growup import hub
 from helpers import random_model
 
@@ -89,3 +89,14 @@ def mini_study(hub_root):
 def mini_data(hub_root, tmp_path_factory) -> Path:
     """The mini study's prepared data (raw, tokenizer, packed), built once per test session."""
     return prepare_mini_data(tmp_path_factory.mktemp("mini-data"))
+
+
+@pytest.fixture(scope="session")
+def study_repo(hub_root, tmp_path_factory) -> Path:
+    """The mini study built end to end as a user would: a git clone of this repository, then
+    `dvc repro` (Snakemake on 2 cores, then the artifact manifest). Built once per session."""
+    from helpers import copy_repo, git_repo, run_tool
+
+    repo = git_repo(copy_repo(tmp_path_factory.mktemp("study") / "repo"))
+    run_tool(repo, "dvc", "repro")
+    return repo

@@ -103,3 +103,67 @@ def tiny_raw(**training) -> dict:
     raw["training"]["schedules"]["english"] = {"steps": 30, "warmup": 3, "decay_start": 24, "decay_steps": 6}
     raw["training"].update(training)
     return raw
+
+
+def copy_repo(dest: Path) -> Path:
+    """The repository's tracked and untracked-but-not-ignored files, copied to dest (no outputs)."""
+    import shutil
+    import subprocess
+
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split("\0")
+    for name in filter(None, listed):
+        if (REPO / name).is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, dest / name)
+    return dest
+
+
+def run_tool(cwd: Path, *cmd: str, timeout: int = 3600, env: dict | None = None) -> str:
+    """Run a command of the test's environment (snakemake, dvc, git, growup) in cwd; its output.
+    `env` adds variables. A non-zero exit fails the test with the tail of the output."""
+    import os
+    import subprocess
+    import sys
+
+    bin_dir = Path(sys.executable).parent
+    full = {
+        **os.environ,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "GIT_AUTHOR_NAME": "growup tests",
+        "GIT_AUTHOR_EMAIL": "tests@growup.invalid",
+        "GIT_COMMITTER_NAME": "growup tests",
+        "GIT_COMMITTER_EMAIL": "tests@growup.invalid",
+        **(env or {}),
+    }
+    proc = subprocess.run(list(cmd), cwd=cwd, capture_output=True, text=True, env=full, timeout=timeout)
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    return proc.stdout + proc.stderr
+
+
+def git_repo(path: Path) -> Path:
+    """A fresh git repository of path's files, everything committed on branch main."""
+    run_tool(path, "git", "init", "-q", "-b", "main")
+    run_tool(path, "git", "add", "-A")
+    run_tool(path, "git", "commit", "-q", "-m", "growup test copy")
+    return path
+
+
+def planned(output: str) -> dict[str, int]:
+    """Job counts per rule from a dry run's summary table."""
+    counts, inside = {}, False
+    for line in output.splitlines():
+        parts = line.split()
+        if parts[:2] == ["job", "count"]:
+            inside = True
+            continue
+        if inside and len(parts) == 2 and parts[1].isdigit():
+            counts[parts[0]] = int(parts[1])
+        elif inside and counts and not parts:
+            break
+    return counts

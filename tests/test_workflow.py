@@ -89,12 +89,3 @@ def test_invalid_config_stops_before_any_job(workdir):
 def test_snakemake_lint_is_clean(workdir):
     proc = run([str(BIN / "snakemake"), "--lint"], workdir)
     assert "Congratulations" in proc.stdout + proc.stderr
-
-
-def test_dvc_repro_runs_the_workflow(workdir):
-    run(["git", "init", "-q"], workdir)
-    run([str(BIN / "dvc"), "repro", "--quiet"], workdir)
-    lock = yaml.safe_load((workdir / "dvc.lock").read_text())
-    assert lock["stages"]["model_sizes"]["outs"][0]["path"] == "results/tables/model_sizes.md"
-    status = run([str(BIN / "dvc"), "status"], workdir)
-    assert "up to date" in status.stdout.lower()

@@ -68,6 +68,13 @@ def _model_clone(args: argparse.Namespace) -> None:
     log.info("cloned %s x%d -> %s", args.checkpoint, factor, args.out)
 
 
+def _model_fetch(args: argparse.Namespace) -> None:
+    from growup.config import load_config
+    from growup.models.released import fetch
+
+    fetch(load_config(args.configfile), args.run, args.out)
+
+
 def _model_count(args: argparse.Namespace) -> None:
     from growup.io import atomic_write_text
     from growup.models.report import count_rows, format_count_markdown, format_count_table
@@ -119,6 +126,12 @@ def _add_model(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="shorthand for --format json")
     p.add_argument("--out", help="write to this file (atomically) instead of stdout")
     p.set_defaults(func=_model_count)
+
+    p = model.add_parser("fetch", help="a released study's run: the authors' published checkpoint")
+    p.add_argument("--configfile", required=True, help="a config with key 'released' (config/released.yaml)")
+    p.add_argument("--run", required=True, help="run name, e.g. isl-2x or english-1x-cloned")
+    p.add_argument("--out", required=True, help="run folder: step-N/ and final/ are written in it")
+    p.set_defaults(func=_model_fetch)
 
 
 def _data(args: argparse.Namespace) -> None:
@@ -387,6 +400,68 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
             p.add_argument("--out", default="results/claims.md")
 
 
+def _artifacts(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from growup import artifacts
+
+    repo = Path(args.repo)
+    if args.verb == "record":
+        artifacts.record(repo, args.manifest)
+    else:
+        removed = artifacts.restore(repo, args.manifest, verify=not args.no_verify)
+        for unit, reason in sorted(removed.items()):
+            print(f"removed {unit}: {reason}")
+
+
+def _add_artifacts(sub: argparse._SubParsersAction) -> None:
+    ap = sub.add_parser("artifacts", help="the artifact manifest around dvc push / dvc pull").add_subparsers(
+        dest="verb", required=True
+    )
+    for name, help_text in (
+        ("record", "write artifacts.json: every tracked file in build order, with size and MD5"),
+        ("restore", "after dvc pull: drop artifacts that differ, stamp the rest in build order"),
+    ):
+        p = ap.add_parser(name, help=help_text)
+        p.add_argument("--repo", default=".", help="repository root (holds dvc.yaml)")
+        p.add_argument("--manifest", default="artifacts.json")
+        if name == "restore":
+            p.add_argument("--no-verify", action="store_true", help="compare sizes only, skip MD5")
+        p.set_defaults(func=_artifacts)
+
+
+def _budget(args: argparse.Namespace) -> None:
+    from growup.config import load_config
+    from growup.io import atomic_write_text
+    from growup.train.budget import FORMATS, study_budget
+
+    study = load_config(args.configfile)
+    text = FORMATS[args.format](study, study_budget(study, args.gpu, args.mfu), args.gpu, args.mfu)
+    if args.out:
+        atomic_write_text(args.out, text + "\n")
+    else:
+        print(text)
+
+
+def _add_budget(sub: argparse._SubParsersAction) -> None:
+    from growup.train.budget import DEFAULT_GPU, DEFAULT_MFU, GPUS
+
+    p = sub.add_parser("budget", help="every training run's FLOPs and GPU-hours at a stated MFU and GPU")
+    p.add_argument("--configfile", required=True, help="study config (YAML)")
+    p.add_argument(
+        "--mfu", type=float, default=DEFAULT_MFU, help=f"model FLOPs utilisation (default {DEFAULT_MFU})"
+    )
+    p.add_argument(
+        "--gpu",
+        choices=tuple(GPUS),
+        default=DEFAULT_GPU,
+        help=f"GPU whose peak dense bf16 FLOP/s to use (default {DEFAULT_GPU})",
+    )
+    p.add_argument("--format", choices=("markdown", "text"), default="text", help="output format")
+    p.add_argument("--out", help="write to this file (atomically) instead of stdout")
+    p.set_defaults(func=_budget)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="growup", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -398,6 +473,8 @@ def build_parser() -> argparse.ArgumentParser:
         _add_eval,
         _add_merge,
         _add_report,
+        _add_artifacts,
+        _add_budget,
     )
     for add in adders:
         add(sub)

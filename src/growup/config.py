@@ -279,9 +279,7 @@ class Study:
         return study
 
 
-def load_config(path: str | os.PathLike[str]) -> Study:
-    """Read and validate a study config file."""
-    path = Path(path)
+def _read_yaml(path: Path) -> Mapping[str, Any]:
     if not path.is_file():
         raise GrowupError(
             f"config file {str(path)!r} does not exist (try config/config.yaml or config/paper.yaml)"
@@ -293,4 +291,33 @@ def load_config(path: str | os.PathLike[str]) -> Study:
             raise GrowupError(f"config file {str(path)!r} is not valid YAML: {exc}") from exc
     if not isinstance(data, Mapping):
         raise GrowupError(f"config file {str(path)!r} must hold a mapping, got {type(data).__name__}")
-    return Study.from_mapping(data, source=str(path))
+    return data
+
+
+def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """`over` on top of `base`: mappings merge key by key, any other value replaces."""
+    out = dict(base)
+    for key, value in over.items():
+        both = isinstance(value, Mapping) and isinstance(out.get(key), Mapping)
+        out[key] = deep_merge(out[key], value) if both else value
+    return out
+
+
+def resolve_config(path: str | os.PathLike[str], _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A config file's mapping with its `extends:` chain applied (paths relative to the file), so
+    a variant (e.g. config/released.yaml) states only what differs from the config it extends."""
+    path = Path(path).resolve()
+    if path in _seen:
+        raise GrowupError(f"config key 'extends' loops: {' -> '.join(map(str, (*_seen, path)))}")
+    data = dict(_read_yaml(path))
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data
+    if not isinstance(parent, str):
+        raise GrowupError(f"config key 'extends' in {str(path)!r} is {parent!r}; expected a file path")
+    return deep_merge(resolve_config(path.parent / parent, (*_seen, path)), data)
+
+
+def load_config(path: str | os.PathLike[str]) -> Study:
+    """Read, resolve (`extends:`) and validate a study config file."""
+    return Study.from_mapping(resolve_config(path), source=str(path))

@@ -18,6 +18,8 @@ rule fetch_english:
         directory("data/raw/english-20"),
     log:
         "logs/data/fetch_english.log",
+    benchmark:
+        "logs/benchmarks/data/fetch_english.tsv",
     resources:
         mem_mb=4000,
         runtime=60,
@@ -32,6 +34,8 @@ rule fetch_code:
         directory("data/raw/code"),
     log:
         "logs/data/fetch_code.log",
+    benchmark:
+        "logs/benchmarks/data/fetch_code.tsv",
     resources:
         mem_mb=4000,
         runtime=120,
@@ -46,6 +50,8 @@ rule fetch_language:
         directory("data/raw/{lang}"),
     log:
         "logs/data/fetch_{lang}.log",
+    benchmark:
+        "logs/benchmarks/data/fetch_{lang}.tsv",
     resources:
         mem_mb=4000,
         runtime=60,
@@ -61,6 +67,8 @@ rule replay:
         [directory(f"data/raw/replay-{lang}") for lang in LANGUAGES],
     log:
         "logs/data/replay.log",
+    benchmark:
+        "logs/benchmarks/data/replay.tsv",
     resources:
         mem_mb=8000,
         runtime=60,
@@ -76,6 +84,8 @@ rule unimax:
         "data/unimax.json",
     log:
         "logs/data/unimax.log",
+    benchmark:
+        "logs/benchmarks/data/unimax.tsv",
     shell:
         "growup data unimax --configfile {input.config} --raw-dir data/raw --out {output} > {log} 2>&1"
 
@@ -88,7 +98,9 @@ rule tokenizer:
         directory("data/tokenizer"),
     log:
         "logs/data/tokenizer.log",
-    threads: workflow.cores
+    benchmark:
+        "logs/benchmarks/data/tokenizer.tsv",
+    threads: config["resources"]["threads"]
     resources:
         mem_mb=8000,
         runtime=60,
@@ -105,7 +117,9 @@ rule pack:
         directory("data/packed/{dataset}"),
     log:
         "logs/data/pack_{dataset}.log",
-    threads: workflow.cores
+    benchmark:
+        "logs/benchmarks/data/pack_{dataset}.tsv",
+    threads: config["resources"]["threads"]
     resources:
         mem_mb=8000,
         runtime=240,

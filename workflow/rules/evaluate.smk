@@ -9,6 +9,8 @@ rule eval_run:
         directory("evals/{run}"),
     log:
         "logs/eval/{run}.log",
+    benchmark:
+        "logs/benchmarks/eval/{run}.tsv",
     threads: config["resources"]["threads"]
     resources:
         mem_mb=8000,
@@ -26,6 +28,8 @@ rule eval_clone:
         directory("evals/english-1x-cloned"),
     log:
         "logs/eval/english-1x-cloned.log",
+    benchmark:
+        "logs/benchmarks/eval/english-1x-cloned.tsv",
     threads: config["resources"]["threads"]
     resources:
         mem_mb=8000,
@@ -43,6 +47,8 @@ rule eval_merges:
         directory("evals/merges/{setup}"),
     log:
         "logs/eval/merges_{setup}.log",
+    benchmark:
+        "logs/benchmarks/eval/merges_{setup}.tsv",
     threads: config["resources"]["threads"]
     resources:
         mem_mb=8000,
@@ -60,5 +66,7 @@ rule tidy:
         "results/tables/evals.csv",
     log:
         "logs/report/tidy.log",
+    benchmark:
+        "logs/benchmarks/report/tidy.tsv",
     shell:
         "growup eval tidy --configfile {input.config} --evals evals --out {output} > {log} 2>&1"

@@ -9,6 +9,8 @@ rule merge_setup:
         directory("merges/{setup}"),
     log:
         "logs/merge/{setup}.log",
+    benchmark:
+        "logs/benchmarks/merge/{setup}.tsv",
     threads: config["resources"]["threads"]
     resources:
         mem_mb=16000,

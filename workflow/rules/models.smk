@@ -7,7 +7,9 @@ rule model_sizes:
     output:
         "results/tables/model_sizes.md",
     log:
-        "logs/model_sizes.log",
+        "logs/models/model_sizes.log",
+    benchmark:
+        "logs/benchmarks/models/model_sizes.tsv",
     threads: 1
     resources:
         mem_mb=2000,
@@ -24,6 +26,8 @@ rule init_seed:
         directory("checkpoints/seed/init"),
     log:
         "logs/models/init_seed.log",
+    benchmark:
+        "logs/benchmarks/models/init_seed.tsv",
     resources:
         mem_mb=8000,
         runtime=10,
@@ -39,6 +43,8 @@ rule clone:
         directory("checkpoints/{parent}-cloned/final"),
     log:
         "logs/models/clone_{parent}.log",
+    benchmark:
+        "logs/benchmarks/models/clone_{parent}.tsv",
     resources:
         mem_mb=16000,
         runtime=20,

@@ -8,10 +8,20 @@ rule tables:
         config=STUDY_CONFIG,
         evals="results/tables/evals.csv",
     output:
-        multiext("results/tables/final_scores", ".csv", ".md"),
-        multiext("results/tables/merges", ".csv", ".md"),
+        report(
+            multiext("results/tables/final_scores", ".csv", ".md"),
+            caption="../report/tables.rst",
+            category="Tables",
+        ),
+        report(
+            multiext("results/tables/merges", ".csv", ".md"),
+            caption="../report/tables.rst",
+            category="Tables",
+        ),
     log:
         "logs/report/tables.log",
+    benchmark:
+        "logs/benchmarks/report/tables.tsv",
     shell:
         "growup report tables --configfile {input.config} --evals-csv {input.evals} --out-dir results/tables > {log} 2>&1"
 
@@ -21,11 +31,19 @@ rule figure:
         config=STUDY_CONFIG,
         evals="results/tables/evals.csv",
     output:
-        multiext("results/figures/{figure}", ".pdf", ".png"),
+        pdf="results/figures/{figure}.pdf",
+        png=report(
+            "results/figures/{figure}.png",
+            caption="../report/figure.rst",
+            category="Figures",
+            labels={"figure": "{figure}"},
+        ),
     wildcard_constraints:
         figure="|".join(FIGURE_NAMES),
     log:
         "logs/report/figure_{figure}.log",
+    benchmark:
+        "logs/benchmarks/report/figure_{figure}.tsv",
     shell:
         "growup report figure --configfile {input.config} --evals-csv {input.evals} --name {wildcards.figure} "
         "--out-dir results/figures > {log} 2>&1"
@@ -36,8 +54,10 @@ rule claims:
         config=STUDY_CONFIG,
         evals="results/tables/evals.csv",
     output:
-        "results/claims.md",
+        report("results/claims.md", caption="../report/claims.rst", category="Claims"),
     log:
         "logs/report/claims.log",
+    benchmark:
+        "logs/benchmarks/report/claims.tsv",
     shell:
         "growup report claims --configfile {input.config} --evals-csv {input.evals} --out {output} > {log} 2>&1"

@@ -41,6 +41,17 @@ def study_tasks(study: Study) -> list[str]:
     return [*tasks, "growup_mpararel"] if ev.get("mpararel") else tasks
 
 
+def run_tasks(study: Study, run: str) -> list[str]:
+    """A trained run's tasks: every task, or, with `evaluation.every_language: false`, a language
+    run's own MultiBLiMP and the English tasks (no figure, table or claim reads the others)."""
+    from growup.train.runs import parse_run
+
+    kind, lang, _ = parse_run(study, run)
+    if kind == "language" and not study.evaluation.get("every_language", True):
+        return merge_tasks(study, (lang,))
+    return study_tasks(study)
+
+
 def merge_tasks(study: Study, languages: tuple[str, ...]) -> list[str]:
     """A merge's tasks: MultiBLiMP of its languages, and every English task."""
     iso = {lang.code: lang.multiblimp for lang in study.data.languages}
@@ -84,6 +95,9 @@ def task_config(manager: Any, study: Study, task: str) -> dict[str, Any]:
     if source.get("revision") and cfg["dataset_path"] == source["hub_id"]:
         cfg.setdefault("dataset_kwargs", {})["revision"] = source["revision"]
     cfg.pop("include", None)
+    if not cfg.get("num_fewshot"):
+        # zero-shot: an empty few-shot pool, else lm-eval copies the whole test split into one
+        cfg["fewshot_config"] = {"samples": []}
     return cfg
 
 

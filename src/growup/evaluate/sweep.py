@@ -18,7 +18,7 @@ from transformers import AutoTokenizer
 
 from growup.config import Study
 from growup.errors import GrowupError
-from growup.evaluate.harness import evaluate, make_lm, study_tasks
+from growup.evaluate.harness import evaluate, make_lm, run_tasks, study_tasks
 from growup.io import atomic_dir, atomic_write_json
 from growup.models.checkpoint import load_checkpoint, read_card
 
@@ -66,7 +66,7 @@ def evaluate_checkpoint(
     """Evaluate one checkpoint on every task; write evals/<model>/<step>/ atomically."""
     tasks = tasks or study_tasks(study)
     limit = limit if limit is not None else study.evaluation.get("limit")
-    model = load_checkpoint(checkpoint)
+    model = load_checkpoint(checkpoint, dtype=study.evaluation.get("dtype", "auto"))
     tokenizer = AutoTokenizer.from_pretrained(str(checkpoint))
     results = evaluate(make_lm(model, tokenizer, study), study, tasks, limit)
     card = read_card(checkpoint)
@@ -99,7 +99,9 @@ def sweep(
     tasks: list[str] | None = None,
     limit: int | None = None,
 ) -> list[Path]:
-    """Evaluate every checkpoint of a run (and its starting point as step 0, if given)."""
+    """Evaluate every checkpoint of a run (and its starting point as step 0, if given) on the
+    run's tasks (`run_tasks`), unless `tasks` names others."""
+    tasks = tasks or run_tasks(study, model_name)
     points = ([("0", Path(init))] if init else []) + run_checkpoints(run_dir)
     written = []
     for step, path in tqdm(points, desc=f"eval {model_name}", unit="ckpt"):

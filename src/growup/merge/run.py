@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-import growup  # noqa: F401  (registers hyperllama with transformers)
+import growup.models  # noqa: F401  (registers hyperllama with transformers)
 from growup.errors import GrowupError
 from growup.io import atomic_dir, atomic_write_text
 from growup.merge.grid import referenced_paths, to_yaml

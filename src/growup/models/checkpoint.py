@@ -34,6 +34,22 @@ def write_card(folder: Path, lineage: dict[str, Any]) -> None:
     (folder / CARD).write_text(f"---\n{front}---\n\n# growup checkpoint\n\n{body}\n", encoding="utf-8")
 
 
+def add_lineage(folder: Path, lineage: dict[str, Any]) -> None:
+    """Record growup's lineage in an existing model card (e.g. a Hub model's README), keeping its
+    front matter and text; a folder without a card gets growup's own."""
+    card = folder / CARD
+    text = card.read_text(encoding="utf-8") if card.is_file() else ""
+    if not text.startswith("---\n") or "\n---" not in text[4:]:
+        write_card(folder, lineage)  # a card without front matter keeps its text below growup's
+        if text:
+            card.write_text(card.read_text(encoding="utf-8") + "\n" + text, encoding="utf-8")
+        return
+    front, body = text[4:].split("\n---", 1)
+    meta = dict(yaml.safe_load(front) or {})
+    meta["growup"] = lineage
+    card.write_text(f"---\n{yaml.safe_dump(meta, sort_keys=True)}---{body}", encoding="utf-8")
+
+
 def read_card(folder: str | os.PathLike[str]) -> dict[str, Any]:
     """The lineage recorded in a checkpoint's card ({} when it has none)."""
     card = Path(folder) / CARD

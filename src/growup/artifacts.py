@@ -1,0 +1,185 @@
+"""The artifact manifest: what `dvc pull` does not carry, and a check before Snakemake trusts a file.
+
+Snakemake decides what to rebuild from modification times (an output older than an input is
+stale). DVC restores content, not mtimes: after `dvc pull` into a fresh clone every file is as
+new as the moment it was checked out, in no particular order, so Snakemake would rebuild at
+random. `record` therefore writes `artifacts.json` next to dvc.lock after a run: every tracked
+file in the order it was built, with its size and MD5. `restore`, run after `dvc pull`,
+1. checks every file against the manifest and removes the whole artifact (the Snakemake output
+   unit, e.g. a run's checkpoint folder) around any file that is missing or differs, so
+   Snakemake rebuilds it and everything downstream instead of trusting it;
+2. stamps the remaining files with fresh mtimes in the recorded build order (10 µs apart, ending
+   now), so every output is newer than the checkout and than its own inputs.
+The tracked paths are the `outs` of dvc.yaml minus the patterns of `.dvcignore`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from growup.errors import GrowupError
+from growup.io import atomic_write_json
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "artifacts.json"
+VERSION = 1
+STEP_NS = 10_000  # 10 µs between consecutive build ranks: far above float mtime resolution
+# Snakemake output units by path prefix: a file under one of these belongs to the unit named by
+# the prefix plus `depth` more components (e.g. checkpoints/<run>); others are their own unit.
+UNITS = (
+    ("evals/merges", 1),
+    ("evals", 1),
+    ("checkpoints", 1),
+    ("merges", 1),
+    ("data/raw", 1),
+    ("data/packed", 1),
+    ("data/tokenizer", 0),
+)
+
+
+def tracked_outs(repo: Path, dvc_yaml: str = "dvc.yaml") -> list[str]:
+    """The `outs` of every stage in dvc.yaml, except the manifest itself."""
+    path = repo / dvc_yaml
+    if not path.is_file():
+        raise GrowupError(f"no {dvc_yaml} in {str(repo)!r}: run from the repository root")
+    stages = (yaml.safe_load(path.read_text()) or {}).get("stages") or {}
+    outs = []
+    for name, stage in stages.items():
+        for out in stage.get("outs") or []:
+            out = next(iter(out)) if isinstance(out, dict) else out
+            if not isinstance(out, str):
+                raise GrowupError(f"{dvc_yaml}: stage {name!r} has an out {out!r} that is not a path")
+            if out != MANIFEST:
+                outs.append(out)
+    return outs
+
+
+def _ignore_spec(repo: Path) -> Any:
+    import pathspec
+
+    lines = (repo / ".dvcignore").read_text().splitlines() if (repo / ".dvcignore").is_file() else []
+    return pathspec.PathSpec.from_lines("gitwildmatch", lines)
+
+
+def tracked_files(repo: Path, outs: list[str]) -> Iterator[str]:
+    """Every file under the outs (repo-relative, POSIX), minus what .dvcignore excludes."""
+    spec = _ignore_spec(repo)
+    for out in outs:
+        root = repo / out
+        if root.is_file():
+            candidates = [root]
+        elif root.is_dir():
+            candidates = sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink())
+        else:
+            continue
+        for p in candidates:
+            rel = p.relative_to(repo).as_posix()
+            if not spec.match_file(rel):
+                yield rel
+
+
+def md5(path: Path, chunk: int = 1 << 22) -> str:
+    """MD5 of a file's bytes (DVC's hash, so the two agree on what counts as changed)."""
+    h = hashlib.md5()
+    with path.open("rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _progress(items: list[Any], desc: str) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(items, desc=desc, unit="file", disable=len(items) < 100)
+
+
+def record(repo: Path, out: str = MANIFEST, dvc_yaml: str = "dvc.yaml") -> Path:
+    """Write the manifest: tracked files in build (mtime) order with size and MD5."""
+    files = list(tracked_files(repo, tracked_outs(repo, dvc_yaml)))
+    if not files:
+        raise GrowupError("no tracked artifacts to record: run the study first (snakemake --cores all)")
+    stats = {f: (repo / f).stat() for f in files}
+    ordered = sorted(files, key=lambda f: (stats[f].st_mtime_ns, f))
+    rank, last, entries = -1, None, []
+    for f in _progress(ordered, "hashing"):
+        if stats[f].st_mtime_ns != last:
+            rank, last = rank + 1, stats[f].st_mtime_ns
+        entries.append({"path": f, "rank": rank, "size": stats[f].st_size, "md5": md5(repo / f)})
+    target = repo / out
+    atomic_write_json(target, {"version": VERSION, "files": entries})
+    log.info("recorded %d artifacts (%d build ranks) -> %s", len(entries), rank + 1, target)
+    return target
+
+
+def load_manifest(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        raise GrowupError(
+            f"no artifact manifest at {str(path)!r}: it is written by `growup artifacts record` "
+            "(the last command of dvc.yaml's stage) and committed with dvc.lock"
+        )
+    data = json.loads(path.read_text())
+    if data.get("version") != VERSION or not isinstance(data.get("files"), list):
+        raise GrowupError(f"{str(path)!r} is not a version-{VERSION} growup artifact manifest")
+    return data["files"]
+
+
+def unit_of(path: str) -> str:
+    """The Snakemake output a file belongs to (what must be rebuilt when the file is bad)."""
+    parts = path.split("/")
+    for prefix, depth in UNITS:
+        head = prefix.split("/")
+        if parts[: len(head)] == head and len(parts) > len(head) + depth:
+            return "/".join(parts[: len(head) + depth])
+    return path
+
+
+def check(repo: Path, entry: dict[str, Any], verify: bool) -> str | None:
+    """Why a manifest entry cannot be trusted (None when it can)."""
+    p = repo / entry["path"]
+    if not p.is_file():
+        return "missing"
+    if p.stat().st_size != entry["size"]:
+        return "size differs"
+    if verify and md5(p) != entry["md5"]:
+        return "content differs (MD5)"
+    return None
+
+
+def restore(repo: Path, manifest: str = MANIFEST, verify: bool = True) -> dict[str, str]:
+    """Remove untrusted artifacts, then stamp the rest in build order. Returns {unit: reason}."""
+    entries = load_manifest(repo / manifest)
+    removed: dict[str, str] = {}
+    for entry in _progress(entries, "verifying" if verify else "checking"):
+        reason = check(repo, entry, verify)
+        if reason:
+            removed.setdefault(unit_of(entry["path"]), f"{entry['path']}: {reason}")
+    for unit, reason in sorted(removed.items()):
+        target = repo / unit
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+        log.warning("removed %s (%s); Snakemake will rebuild it", unit, reason)
+    keep = [e for e in entries if not any(_under(e["path"], u) for u in removed)]
+    top = max((e["rank"] for e in keep), default=0)
+    now = time.time_ns()
+    for e in keep:
+        stamp = now - (top - e["rank"]) * STEP_NS
+        os.utime(repo / e["path"], ns=(stamp, stamp))
+    log.info("stamped %d artifacts in build order; %d artifact(s) removed", len(keep), len(removed))
+    return removed
+
+
+def _under(path: str, unit: str) -> bool:
+    return path == unit or path.startswith(unit + "/")

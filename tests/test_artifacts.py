@@ -1,0 +1,123 @@
+"""The artifact manifest: build order and hashes recorded, restored after a pull, bad files dropped."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+from growup import artifacts
+from growup.cli import main
+from growup.errors import GrowupError
+
+DVC_YAML = """
+stages:
+  study:
+    cmd: [snakemake --cores all, growup artifacts record]
+    outs:
+      - data: {persist: true}
+      - checkpoints: {persist: true}
+      - results/claims.md: {persist: true}
+      - artifacts.json: {cache: false}
+"""
+# in build order: each file is an input of the ones after it
+BUILT = [
+    "data/raw/isl/data.parquet",
+    "data/packed/isl/shard-00000.bin",
+    "checkpoints/isl-1x/step-10/model.safetensors",
+    "checkpoints/isl-1x/state/trainer.pt",
+    "checkpoints/isl-1x/final/model.safetensors",
+    "checkpoints/isl-1x/final/.snakemake_timestamp",
+    "results/claims.md",
+]
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    (tmp_path / "dvc.yaml").write_text(DVC_YAML)
+    (tmp_path / ".dvcignore").write_text("checkpoints/*/state/\n")
+    for i, name in enumerate(BUILT):
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(f"{name} {i}".encode())
+        os.utime(path, ns=(10**18 + i * 10**9,) * 2)
+    return tmp_path
+
+
+def mtimes(repo: Path, names: list[str]) -> list[int]:
+    return [(repo / n).stat().st_mtime_ns for n in names]
+
+
+def test_record_lists_tracked_files_in_build_order_without_ignored_ones(repo):
+    manifest = json.loads(artifacts.record(repo).read_text())
+    tracked = [n for n in BUILT if "/state/" not in n]
+    assert [e["path"] for e in manifest["files"]] == tracked
+    assert [e["rank"] for e in manifest["files"]] == list(range(len(tracked)))
+    assert manifest["files"][0]["md5"] == artifacts.md5(repo / BUILT[0])
+
+
+def test_restore_stamps_pulled_files_in_build_order_after_the_checkout(repo):
+    artifacts.record(repo)
+    tracked = [n for n in BUILT if "/state/" not in n]
+    shuffled = random.Random(0).sample(tracked, len(tracked))
+    for i, name in enumerate(shuffled):  # what a pull leaves: arbitrary order
+        os.utime(repo / name, ns=(2 * 10**18 - i,) * 2)
+    checkout = repo / "config.yaml"
+    checkout.write_text("x")
+    assert artifacts.restore(repo) == {}
+    stamps = mtimes(repo, tracked)
+    assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)
+    assert stamps[0] > checkout.stat().st_mtime_ns
+
+
+def test_restore_removes_the_whole_unit_around_a_corrupt_or_missing_file(repo):
+    artifacts.record(repo)
+    (repo / "checkpoints/isl-1x/step-10/model.safetensors").write_bytes(
+        b"garbage bytes of same size!!!!!!!!!"[:44]
+    )
+    (repo / "results/claims.md").unlink()
+    removed = artifacts.restore(repo)
+    assert set(removed) == {"checkpoints/isl-1x", "results/claims.md"}
+    assert "differs" in removed["checkpoints/isl-1x"] and "missing" in removed["results/claims.md"]
+    assert not (repo / "checkpoints/isl-1x").exists()
+    assert (repo / "data/packed/isl/shard-00000.bin").is_file()
+
+
+def test_size_check_alone_misses_same_size_corruption_that_md5_catches(repo):
+    artifacts.record(repo)
+    path = repo / "data/raw/isl/data.parquet"
+    path.write_bytes(bytes(reversed(path.read_bytes())))
+    assert artifacts.restore(repo, verify=False) == {}
+    assert set(artifacts.restore(repo)) == {"data/raw/isl"}
+
+
+@pytest.mark.parametrize(
+    ("path", "unit"),
+    [
+        ("evals/merges/1x/merge-1x-ties-ekk+fao/final/x.json", "evals/merges/1x"),
+        ("evals/isl-1x/20/multiblimp_isl.json", "evals/isl-1x"),
+        ("checkpoints/seed/init/config.json", "checkpoints/seed"),
+        ("merges/2x/ties/ekk+fao.yaml", "merges/2x"),
+        ("data/tokenizer/tokenizer.json", "data/tokenizer"),
+        ("data/unimax.json", "data/unimax.json"),
+        ("results/figures/merge_heatmaps.pdf", "results/figures/merge_heatmaps.pdf"),
+    ],
+)
+def test_unit_of_a_file_is_the_snakemake_output_around_it(path, unit):
+    assert artifacts.unit_of(path) == unit
+
+
+def test_restore_without_a_manifest_says_how_to_make_one(repo):
+    with pytest.raises(GrowupError, match="growup artifacts record"):
+        artifacts.restore(repo)
+
+
+def test_cli_record_and_restore_report_removed_units(repo, capsys):
+    assert main(["artifacts", "record", "--repo", str(repo)]) == 0
+    (repo / "data/unimax.json").write_text("{}")  # not in the manifest: ignored
+    (repo / "results/claims.md").write_text("edited by hand")
+    assert main(["artifacts", "restore", "--repo", str(repo)]) == 0
+    assert "removed results/claims.md" in capsys.readouterr().out

@@ -1,0 +1,127 @@
+"""The released study: published checkpoints (stand-ins written locally in the authors' format:
+HyperLlama config keys, tied head, normalisation factor) fetched through the Hub root, then
+evaluated, merged, plotted and checked, with no data preparation and no training."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from safetensors.torch import save_file
+
+from growup.config import Study, load_config
+from growup.errors import GrowupError
+from growup.models import released
+from growup.models.build import init_model, study_configs
+from growup.models.checkpoint import copy_tokenizer, read_card
+from growup.models.cloning import hyperclone
+from growup.train.runs import run_model
+from helpers import copy_repo, planned, released_config_dict, run_tool
+
+ORG = "growup-standin"
+NO_TRAINING = {"train", "init_seed", "tokenizer", "pack", "fetch_english", "fetch_code", "fetch_language"}
+# the mini study's shapes and schedules, two merge subsets, few pairs: minutes, not hours
+TEST_CONFIG = {
+    "extends": "config.yaml",
+    "study": "released",
+    "released": {"models": None},
+    "evaluation": {"limit": 20},
+    "merging": {"subsets": ["ekk+fao", "ekk+fao+isl+fas+swe"]},
+}
+
+
+def write_standin(folder: Path, model, factor: int, tokenizer: Path) -> None:
+    """A checkpoint as the authors published it: safetensors without lm_head, their config.json."""
+    folder.mkdir(parents=True)
+    state = {k: v.contiguous() for k, v in model.state_dict().items() if k != "lm_head.weight"}
+    save_file(state, folder / "model.safetensors", metadata={"format": "pt"})
+    (folder / "config.json").write_text(json.dumps(released_config_dict(model.config, factor)))
+    (folder / "README.md").write_text("---\nlicense: apache-2.0\n---\n# A published model card\n")
+    copy_tokenizer(tokenizer, folder)
+
+
+def standin_hub(root: Path, mirror: Path, study, tokenizer: Path) -> dict[str, str]:
+    """A Hub root holding the mirror's datasets and a stand-in for every released model."""
+    root.mkdir()
+    for org in mirror.iterdir():
+        (root / org.name).symlink_to(org, target_is_directory=True)
+    configs, k = study_configs(study), study.model.clone_factor
+    models = {}
+    for seed, run in enumerate(released.released_runs(study)):
+        base = init_model(configs["1x"], seed)
+        clone = run == released.CLONE or run_model(study, run) != "1x"
+        write_standin(root / ORG / run, hyperclone(base, k) if clone else base, k if clone else 1, tokenizer)
+        models[run] = f"{ORG}/{run}"
+    return models
+
+
+@pytest.fixture(scope="module")
+def released_repo(hub_root, mini_data, tmp_path_factory) -> tuple[Path, dict[str, str]]:
+    if hub_root is None:
+        pytest.skip("the released study test places stand-in models beside a local Hub mirror")
+    work = tmp_path_factory.mktemp("released")
+    repo = copy_repo(work / "repo")
+    study = load_config(repo / "config" / "config.yaml")
+    hub = work / "hub"
+    models = standin_hub(hub, Path(hub_root), study, mini_data / "tokenizer")
+    config = {**TEST_CONFIG, "released": {"models": models}}
+    (repo / "config" / "released-test.yaml").write_text(yaml.safe_dump(config))
+    return repo, {"GROWUP_HUB_ROOT": str(hub)}
+
+
+@pytest.mark.slow
+def test_released_study_fetches_instead_of_training_and_yields_the_claims(released_repo):
+    repo, env = released_repo
+    args = ("--configfile", "config/released-test.yaml")
+    plan = planned(run_tool(repo, "snakemake", "-n", *args, env=env))
+    assert plan["fetch_checkpoint"] == 21 and not NO_TRAINING & set(plan), plan
+    run_tool(repo, "snakemake", "--cores", "2", *args, env=env)
+    claims = (repo / "results" / "claims.md").read_text()
+    assert claims.count("**holds**") + claims.count("**does not hold**") == 4
+    study = load_config(repo / "config" / "released-test.yaml")
+    card = read_card(repo / "checkpoints" / "isl-2x" / "final")
+    steps = study.training.schedules["isl"].steps
+    assert card["tokens"] == steps * study.training.tokens_per_step and card["hub_id"] == f"{ORG}/isl-2x"
+    assert (repo / "checkpoints" / "isl-2x" / f"step-{steps}").is_dir()
+    assert not (repo / "data").exists()
+    assert (repo / "results" / "figures" / "merge_heatmaps.png").stat().st_size > 1000
+
+
+def test_released_config_names_every_run_it_needs(tmp_path):
+    study = load_config(Path(__file__).resolve().parents[1] / "config" / "released.yaml")
+    models = released.released_models(study)
+    assert set(models) == set(released.released_runs(study)) and len(models) == 21
+    assert models["isl-2x"] == "liu-nlp/HyperLlama-572M-icelandic-2x"
+    raw = dict(study.raw)
+    raw["released"] = {"models": {k: v for k, v in models.items() if k != "fao-2x"}}
+    with pytest.raises(GrowupError, match=r"missing: \['fao-2x'\]"):
+        released.released_models(Study.from_mapping(raw))
+
+
+def test_planned_lineage_chains_parent_tokens_through_the_clone():
+    study = load_config(Path(__file__).resolve().parents[1] / "config" / "released.yaml")
+    per_step = study.training.tokens_per_step
+    seed = study.training.schedules["seed"].steps * per_step
+    english = study.training.schedules["english"].steps * per_step
+    assert released.planned_run(study, "english-1x")["parent_tokens"] == seed
+    assert released.planned_run(study, "english-2x")["parent_tokens"] == seed  # from the cloned seed
+    assert released.planned_run(study, "english-1x-cloned")["parent_tokens"] == seed + english
+    isl = released.planned_run(study, "isl-1x-cloned")
+    assert (
+        isl["parent_tokens"] == seed + english
+        and isl["tokens"] == study.training.schedules["isl"].steps * per_step
+    )
+
+
+def test_fetch_rejects_a_checkpoint_of_the_wrong_shape(hub_root, mini_data, tmp_path, monkeypatch):
+    study = load_config(Path(__file__).resolve().parents[1] / "config" / "config.yaml")
+    configs = study_configs(study)
+    write_standin(tmp_path / "hub" / ORG / "isl-2x", init_model(configs["1x"], 0), 1, mini_data / "tokenizer")
+    monkeypatch.setenv("GROWUP_HUB_ROOT", str(tmp_path / "hub"))
+    raw = {**study.raw, "study": "released"}
+    raw["released"] = {"models": {r: f"{ORG}/{r}" for r in released.released_runs(study)}}
+    with pytest.raises(GrowupError, match="hidden_size"):
+        released.fetch(Study.from_mapping(raw), "isl-2x", tmp_path / "out")
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
