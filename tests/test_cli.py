@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -179,3 +180,19 @@ def test_atomic_dir(tmp_path, fail):
     names = sorted(p.name for p in final.iterdir())
     assert names == (["old.txt"] if fail else ["new.txt"])
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_atomic_writes_get_the_modes_plain_writes_would(tmp_path):
+    from growup.io import atomic_dir, atomic_file, atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "a.txt", "x")
+        with atomic_file(tmp_path / "b.csv") as tmp:
+            tmp.write_text("y")
+        with atomic_dir(tmp_path / "c") as tmp:
+            (tmp / "f").write_text("z")
+    finally:
+        os.umask(old)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()}
+    assert modes == {"a.txt": 0o644, "b.csv": 0o644, "c": 0o755}

@@ -12,6 +12,18 @@ from pathlib import Path
 from typing import Any
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _as_created(path: Path, directory: bool = False) -> None:
+    """Give a temp file or folder the mode a plain open()/mkdir() would (mkstemp makes 0600/0700,
+    which would leave results unreadable to the rest of a shared group)."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
+
+
 @contextlib.contextmanager
 def atomic_dir(final: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a fresh temporary directory beside `final`; on success it replaces `final` by rename.
@@ -22,6 +34,7 @@ def atomic_dir(final: str | os.PathLike[str]) -> Iterator[Path]:
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    _as_created(tmp, directory=True)
     try:
         yield tmp
     except BaseException:
@@ -43,6 +56,7 @@ def atomic_file(path: str | os.PathLike[str]) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", suffix=path.suffix, dir=path.parent)
     os.close(fd)
+    _as_created(Path(tmp))
     try:
         yield Path(tmp)
         os.replace(tmp, path)
@@ -57,6 +71,7 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+    _as_created(Path(tmp))
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
