@@ -1,10 +1,11 @@
-"""The artifact manifest: build order and hashes recorded, restored after a pull, bad files dropped."""
+"""The artifact manifest: build order and hashes recorded, restored after a pull, bad files stale."""
 
 from __future__ import annotations
 
 import json
 import os
 import random
+import time
 from pathlib import Path
 
 import pytest
@@ -73,17 +74,18 @@ def test_restore_stamps_pulled_files_in_build_order_after_the_checkout(repo):
     assert stamps[0] > checkout.stat().st_mtime_ns
 
 
-def test_restore_removes_the_whole_unit_around_a_corrupt_or_missing_file(repo):
+def test_restore_marks_the_whole_unit_around_a_corrupt_file_stale(repo):
     artifacts.record(repo)
-    (repo / "checkpoints/isl-1x/step-10/model.safetensors").write_bytes(
-        b"garbage bytes of same size!!!!!!!!!"[:44]
-    )
+    (repo / "checkpoints/isl-1x/step-10/model.safetensors").write_bytes(b"corrupted")
     (repo / "results/claims.md").unlink()
-    removed = artifacts.restore(repo)
-    assert set(removed) == {"checkpoints/isl-1x", "results/claims.md"}
-    assert "differs" in removed["checkpoints/isl-1x"] and "missing" in removed["results/claims.md"]
-    assert not (repo / "checkpoints/isl-1x").exists()
-    assert (repo / "data/packed/isl/shard-00000.bin").is_file()
+    stale = artifacts.restore(repo)
+    assert set(stale) == {"checkpoints/isl-1x"} and "differs" in stale["checkpoints/isl-1x"]
+    assert not (repo / "results/claims.md").exists()  # absent (not pulled) stays absent
+    run = sorted((repo / "checkpoints/isl-1x").rglob("*"))
+    stamps = {p.stat().st_mtime_ns for p in run if p.is_file() and "state" not in p.parts}
+    assert stamps == {artifacts.STALE_NS}
+    upstream = repo / "data/packed/isl/shard-00000.bin"
+    assert upstream.stat().st_mtime_ns > time.time_ns() - 10**9  # trusted: freshly stamped
 
 
 def test_size_check_alone_misses_same_size_corruption_that_md5_catches(repo):
@@ -92,6 +94,7 @@ def test_size_check_alone_misses_same_size_corruption_that_md5_catches(repo):
     path.write_bytes(bytes(reversed(path.read_bytes())))
     assert artifacts.restore(repo, verify=False) == {}
     assert set(artifacts.restore(repo)) == {"data/raw/isl"}
+    assert path.stat().st_mtime_ns == artifacts.STALE_NS
 
 
 @pytest.mark.parametrize(
@@ -115,9 +118,9 @@ def test_restore_without_a_manifest_says_how_to_make_one(repo):
         artifacts.restore(repo)
 
 
-def test_cli_record_and_restore_report_removed_units(repo, capsys):
+def test_cli_record_and_restore_report_stale_units(repo, capsys):
     assert main(["artifacts", "record", "--repo", str(repo)]) == 0
     (repo / "data/unimax.json").write_text("{}")  # not in the manifest: ignored
     (repo / "results/claims.md").write_text("edited by hand")
     assert main(["artifacts", "restore", "--repo", str(repo)]) == 0
-    assert "removed results/claims.md" in capsys.readouterr().out
+    assert "stale results/claims.md" in capsys.readouterr().out

@@ -52,6 +52,18 @@ def test_a_corrupted_pulled_file_is_detected_and_rebuilt_not_trusted(pulled):
     victim.write_text(json.dumps(data))
     assert "modified:" in run_tool(pulled, "dvc", "status")
     out = run_tool(pulled, "growup", "artifacts", "restore")
-    assert "removed evals/isl-1x" in out
+    assert "stale evals/isl-1x" in out
     plan = planned(run_tool(pulled, "snakemake", "-n"))
     assert plan.get("eval_run") == 1 and not REBUILD & set(plan), plan
+
+
+@pytest.mark.slow
+def test_a_partial_pull_of_evaluations_rebuilds_a_figure_without_checkpoints(pulled):
+    clone = pulled.parent / "partial"
+    run_tool(pulled.parent, "git", "clone", "-q", str(pulled.parent / "repo"), str(clone))
+    run_tool(clone, "dvc", "pull", "evals", "results/tables", "results/figures", "results/claims.md")
+    run_tool(clone, "growup", "artifacts", "restore")
+    assert not (clone / "checkpoints").exists()
+    assert "Nothing to be done" in run_tool(clone, "snakemake", "-n")
+    (clone / "results/figures/english_retention.pdf").unlink()
+    assert planned(run_tool(clone, "snakemake", "-n")) == {"figure": 1, "all": 1, "total": 2}

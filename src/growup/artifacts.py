@@ -5,11 +5,15 @@ stale). DVC restores content, not mtimes: after `dvc pull` into a fresh clone ev
 new as the moment it was checked out, in no particular order, so Snakemake would rebuild at
 random. `record` therefore writes `artifacts.json` next to dvc.lock after a run: every tracked
 file in the order it was built, with its size and MD5. `restore`, run after `dvc pull`,
-1. checks every file against the manifest and removes the whole artifact (the Snakemake output
-   unit, e.g. a run's checkpoint folder) around any file that is missing or differs, so
-   Snakemake rebuilds it and everything downstream instead of trusting it;
-2. stamps the remaining files with fresh mtimes in the recorded build order (10 µs apart, ending
-   now), so every output is newer than the checkout and than its own inputs.
+1. stamps every file with a fresh mtime in the recorded build order (10 µs apart, ending now),
+   so every output is newer than the checkout and than its own inputs;
+2. checks every file against the manifest, and marks the whole artifact (the Snakemake output
+   unit, e.g. a run's checkpoint folder) around any file that differs as stale: its files get
+   the mtime of 1970, older than any input, so Snakemake rebuilds it and, because it is rebuilt,
+   everything downstream; nothing reads it in between. (Deleting it would not do: Snakemake does
+   not rebuild a missing intermediate file while the outputs downstream of it are present.)
+A file that is absent is left absent (a partial pull, e.g. `dvc pull evals results`): Snakemake
+rebuilds it only where something downstream has to be rebuilt.
 The tracked paths are the `outs` of dvc.yaml minus the patterns of `.dvcignore`.
 """
 
@@ -19,7 +23,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,6 +38,7 @@ log = logging.getLogger(__name__)
 MANIFEST = "artifacts.json"
 VERSION = 1
 STEP_NS = 10_000  # 10 µs between consecutive build ranks: far above float mtime resolution
+STALE_NS = 1_000_000_000  # 1970-01-01T00:00:01: older than any input, so Snakemake rebuilds
 # Snakemake output units by path prefix: a file under one of these belongs to the unit named by
 # the prefix plus `depth` more components (e.g. checkpoints/<run>); others are their own unit.
 UNITS = (
@@ -89,13 +93,10 @@ def tracked_files(repo: Path, outs: list[str]) -> Iterator[str]:
                 yield rel
 
 
-def md5(path: Path, chunk: int = 1 << 22) -> str:
+def md5(path: Path) -> str:
     """MD5 of a file's bytes (DVC's hash, so the two agree on what counts as changed)."""
-    h = hashlib.md5()
     with path.open("rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(fh, "md5").hexdigest()
 
 
 def _progress(items: list[Any], desc: str) -> Any:
@@ -157,28 +158,36 @@ def check(repo: Path, entry: dict[str, Any], verify: bool) -> str | None:
 
 
 def restore(repo: Path, manifest: str = MANIFEST, verify: bool = True) -> dict[str, str]:
-    """Remove untrusted artifacts, then stamp the rest in build order. Returns {unit: reason}."""
+    """Stamp every present artifact in build order and mark the units of files that differ from
+    the manifest stale. Returns {stale unit: reason}."""
     entries = load_manifest(repo / manifest)
-    removed: dict[str, str] = {}
+    bad: dict[str, str] = {}
+    absent = 0
     for entry in _progress(entries, "verifying" if verify else "checking"):
         reason = check(repo, entry, verify)
-        if reason:
-            removed.setdefault(unit_of(entry["path"]), f"{entry['path']}: {reason}")
-    for unit, reason in sorted(removed.items()):
-        target = repo / unit
-        if target.is_dir():
-            shutil.rmtree(target)
-        elif target.exists():
-            target.unlink()
-        log.warning("removed %s (%s); Snakemake will rebuild it", unit, reason)
-    keep = [e for e in entries if not any(_under(e["path"], u) for u in removed)]
-    top = max((e["rank"] for e in keep), default=0)
+        if reason == "missing":
+            absent += 1
+        elif reason:
+            bad.setdefault(unit_of(entry["path"]), f"{entry['path']}: {reason}")
+    top = max((e["rank"] for e in entries), default=0)
     now = time.time_ns()
-    for e in keep:
-        stamp = now - (top - e["rank"]) * STEP_NS
-        os.utime(repo / e["path"], ns=(stamp, stamp))
-    log.info("stamped %d artifacts in build order; %d artifact(s) removed", len(keep), len(removed))
-    return removed
+    for e in entries:
+        path = repo / e["path"]
+        if not path.is_file():
+            continue
+        stamp = (
+            STALE_NS if any(_under(e["path"], unit) for unit in bad) else now - (top - e["rank"]) * STEP_NS
+        )
+        os.utime(path, ns=(stamp, stamp))
+    for unit, reason in sorted(bad.items()):
+        log.warning("%s is stale (%s): Snakemake will rebuild it and what depends on it", unit, reason)
+    log.info(
+        "stamped %d artifacts in build order; %d marked stale; %d absent (not pulled)",
+        len(entries) - absent,
+        len(bad),
+        absent,
+    )
+    return bad
 
 
 def _under(path: str, unit: str) -> bool:

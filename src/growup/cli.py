@@ -409,9 +409,9 @@ def _artifacts(args: argparse.Namespace) -> None:
     if args.verb == "record":
         artifacts.record(repo, args.manifest)
     else:
-        removed = artifacts.restore(repo, args.manifest, verify=not args.no_verify)
-        for unit, reason in sorted(removed.items()):
-            print(f"removed {unit}: {reason}")
+        stale = artifacts.restore(repo, args.manifest, verify=not args.no_verify)
+        for unit, reason in sorted(stale.items()):
+            print(f"stale {unit}: {reason}; snakemake rebuilds it")
 
 
 def _add_artifacts(sub: argparse._SubParsersAction) -> None:
@@ -420,7 +420,7 @@ def _add_artifacts(sub: argparse._SubParsersAction) -> None:
     )
     for name, help_text in (
         ("record", "write artifacts.json: every tracked file in build order, with size and MD5"),
-        ("restore", "after dvc pull: drop artifacts that differ, stamp the rest in build order"),
+        ("restore", "after dvc pull: stamp artifacts in build order, mark those that differ stale"),
     ):
         p = ap.add_parser(name, help=help_text)
         p.add_argument("--repo", default=".", help="repository root (holds dvc.yaml)")

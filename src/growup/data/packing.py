@@ -36,12 +36,9 @@ MANIFEST = "manifest.json"
 DOC_STARTS = "doc_starts.npy"
 
 
-def sha256_file(path: Path, chunk: int = 1 << 24) -> str:
-    digest = hashlib.sha256()
+def sha256_file(path: Path) -> str:
     with path.open("rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def shard_capacity(tokens_per_shard: int, seq_len: int) -> int:
