@@ -20,6 +20,8 @@ def test_mini_study_builds_every_figure_table_and_the_claims(study_repo):
             assert (study_repo / "results" / "figures" / f"{name}.{ext}").stat().st_size > 1000
     for name in TABLES:
         assert (study_repo / "results" / "tables" / name).stat().st_size > 0
+    sizes = (study_repo / "results" / "tables" / "model_sizes.md").read_text()
+    assert "| 1x | 0.59M |" in sizes and "| clone-x2 | 1.97M |" in sizes
     claims = (study_repo / "results" / "claims.md").read_text()
     assert claims.count("## ") == 4 and claims.count("**holds**") + claims.count("**does not hold**") == 4
     assert "Nothing to be done" in run_tool(study_repo, "snakemake", "-n")

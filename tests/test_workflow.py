@@ -35,18 +35,6 @@ def workdir(tmp_path: Path) -> Path:
 SIZES = "results/tables/model_sizes.md"
 
 
-def test_snakemake_builds_then_has_nothing_to_do(workdir, hub_root):
-    """The mini study's data stage and the size table, on the mirror or Hub."""
-    run([str(BIN / "snakemake"), "--cores", "2", "data", SIZES], workdir)
-    table = (workdir / SIZES).read_text()
-    assert "| 1x | 0.59M |" in table and "| clone-x2 | 1.97M |" in table
-    for name in ("english-80", "english-20", "code", "isl", "replay-fao"):
-        assert (workdir / "data" / "packed" / name / "manifest.json").is_file()
-    assert (workdir / "data" / "unimax.json").is_file()
-    again = run([str(BIN / "snakemake"), "-n", "data", SIZES], workdir)
-    assert "Nothing to be done" in again.stdout + again.stderr
-
-
 def test_paper_config_plans_offline(workdir):
     proc = run([str(BIN / "snakemake"), "-n", "--configfile", "config/paper.yaml"], workdir)
     out = proc.stdout + proc.stderr
