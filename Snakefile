@@ -7,7 +7,7 @@
 
 import os
 
-from growup.config import Study, resolve_config
+from growup.config import config_chain, load_config
 from growup.merge.grid import merge_grid, merging, task_vector_base
 from growup.train.runs import run_datasets, run_resources, start_checkpoint, trained_runs
 
@@ -27,10 +27,18 @@ container: os.environ.get("GROWUP_IMAGE", "docker://growup:0.1.0")
 # (Override values with --configfile, not --config key=value: the verbs read the file.)
 STUDY_CONFIG = (workflow.overwrite_configfiles or ["config/config.yaml"])[-1]
 # Validated before any job starts; `extends:` applied, and the rules read the resolved mapping.
-STUDY = Study.from_mapping(resolve_config(STUDY_CONFIG), source=str(STUDY_CONFIG))
+if workflow.config_settings.config:  # --config key=value
+    raise ValueError(
+        "--config key=value overrides are not supported: the growup verbs read the config file; "
+        "put the values in a file that says `extends: config.yaml` and pass it with --configfile"
+    )
+STUDY = load_config(STUDY_CONFIG)
 config.clear()
 config.update(STUDY.raw)
+CONFIG_PARENTS = config_chain(STUDY_CONFIG)  # files `extends:` reads: inputs of every job too
 RELEASED = bool(config.get("released"))  # published checkpoints stand in for training
+# evaluation and merging use a GPU whenever the study trains on GPUs (a profile's gpus limit counts them)
+EVAL_GPUS = int(any(config["resources"]["gpus"].values()))
 
 TRAINED_RUNS = trained_runs(STUDY)
 EVALUATED_RUNS = [r for r in TRAINED_RUNS if r != "seed"]

@@ -97,6 +97,24 @@ def test_size_check_alone_misses_same_size_corruption_that_md5_catches(repo):
     assert path.stat().st_mtime_ns == artifacts.STALE_NS
 
 
+def test_a_partly_present_unit_is_stale_and_a_wholly_absent_one_is_left_alone(repo):
+    artifacts.record(repo)
+    (repo / "checkpoints/isl-1x/step-10/model.safetensors").unlink()  # an interrupted pull
+    for name in ("data/raw/isl/data.parquet",):
+        (repo / name).unlink()  # the whole unit data/raw/isl not pulled
+    assert set(artifacts.restore(repo)) == {"checkpoints/isl-1x"}
+    assert (repo / "checkpoints/isl-1x/final/model.safetensors").stat().st_mtime_ns == artifacts.STALE_NS
+
+
+def test_a_damaged_manifest_is_an_error_that_names_it(repo):
+    (repo / "artifacts.json").write_text("{not json")
+    with pytest.raises(GrowupError, match="artifacts.json.*not valid JSON"):
+        artifacts.restore(repo)
+    (repo / "artifacts.json").write_text('{"version": 1, "files": [{"path": "x"}]}')
+    with pytest.raises(GrowupError, match="entries need"):
+        artifacts.restore(repo)
+
+
 @pytest.mark.parametrize(
     ("path", "unit"),
     [
@@ -120,7 +138,6 @@ def test_restore_without_a_manifest_says_how_to_make_one(repo):
 
 def test_cli_record_and_restore_report_stale_units(repo, capsys):
     assert main(["artifacts", "record", "--repo", str(repo)]) == 0
-    (repo / "data/unimax.json").write_text("{}")  # not in the manifest: ignored
     (repo / "results/claims.md").write_text("edited by hand")
     assert main(["artifacts", "restore", "--repo", str(repo)]) == 0
     assert "stale results/claims.md" in capsys.readouterr().out

@@ -26,7 +26,6 @@ NO_TRAINING = {"train", "init_seed", "tokenizer", "pack", "fetch_english", "fetc
 TEST_CONFIG = {
     "extends": "config.yaml",
     "study": "released",
-    "released": {"models": None},
     "evaluation": {"limit": 20},
     "merging": {"subsets": ["ekk+fao", "ekk+fao+isl+fas+swe"]},
 }

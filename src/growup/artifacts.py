@@ -12,8 +12,9 @@ file in the order it was built, with its size and MD5. `restore`, run after `dvc
    the mtime of 1970, older than any input, so Snakemake rebuilds it and, because it is rebuilt,
    everything downstream; nothing reads it in between. (Deleting it would not do: Snakemake does
    not rebuild a missing intermediate file while the outputs downstream of it are present.)
-A file that is absent is left absent (a partial pull, e.g. `dvc pull evals results`): Snakemake
-rebuilds it only where something downstream has to be rebuilt.
+An artifact wholly absent is left absent (a partial pull, e.g. `dvc pull evals results`):
+Snakemake rebuilds it only where something downstream has to be rebuilt. One partly present (an
+interrupted pull) is stale like a corrupt one.
 The tracked paths are the `outs` of dvc.yaml minus the patterns of `.dvcignore`.
 """
 
@@ -129,10 +130,23 @@ def load_manifest(path: Path) -> list[dict[str, Any]]:
             f"no artifact manifest at {str(path)!r}: it is written by `growup artifacts record` "
             "(the last command of dvc.yaml's stage) and committed with dvc.lock"
         )
-    data = json.loads(path.read_text())
-    if data.get("version") != VERSION or not isinstance(data.get("files"), list):
-        raise GrowupError(f"{str(path)!r} is not a version-{VERSION} growup artifact manifest")
-    return data["files"]
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise GrowupError(
+            f"artifact manifest {str(path)!r} is not valid JSON ({exc}): restore it from git"
+        ) from exc
+    files = data.get("files") if isinstance(data, dict) else None
+    keys = {"path", "rank", "size", "md5"}
+    if (
+        data.get("version") != VERSION
+        or not isinstance(files, list)
+        or not all(keys <= set(f) for f in files)
+    ):
+        raise GrowupError(
+            f"{str(path)!r} is not a version-{VERSION} growup artifact manifest (entries need {sorted(keys)})"
+        )
+    return files
 
 
 def unit_of(path: str) -> str:
@@ -162,23 +176,27 @@ def restore(repo: Path, manifest: str = MANIFEST, verify: bool = True) -> dict[s
     the manifest stale. Returns {stale unit: reason}."""
     entries = load_manifest(repo / manifest)
     bad: dict[str, str] = {}
-    absent = 0
+    missing: dict[str, str] = {}
+    present: set[str] = set()
     for entry in _progress(entries, "verifying" if verify else "checking"):
-        reason = check(repo, entry, verify)
+        unit, reason = unit_of(entry["path"]), check(repo, entry, verify)
         if reason == "missing":
-            absent += 1
+            missing.setdefault(unit, f"{entry['path']}: missing")
         elif reason:
-            bad.setdefault(unit_of(entry["path"]), f"{entry['path']}: {reason}")
+            bad.setdefault(unit, f"{entry['path']}: {reason}")
+        else:
+            present.add(unit)
+    # a unit partly there (an interrupted pull) is as untrusted as a corrupt one; one wholly
+    # absent was not pulled
+    bad.update({unit: reason for unit, reason in missing.items() if unit in present and unit not in bad})
+    absent = sum(1 for e in entries if unit_of(e["path"]) in missing and unit_of(e["path"]) not in bad)
     top = max((e["rank"] for e in entries), default=0)
     now = time.time_ns()
     for e in entries:
         path = repo / e["path"]
-        if not path.is_file():
-            continue
-        stamp = (
-            STALE_NS if any(_under(e["path"], unit) for unit in bad) else now - (top - e["rank"]) * STEP_NS
-        )
-        os.utime(path, ns=(stamp, stamp))
+        if path.is_file():
+            stamp = STALE_NS if unit_of(e["path"]) in bad else now - (top - e["rank"]) * STEP_NS
+            os.utime(path, ns=(stamp, stamp))
     for unit, reason in sorted(bad.items()):
         log.warning("%s is stale (%s): Snakemake will rebuild it and what depends on it", unit, reason)
     log.info(
@@ -188,7 +206,3 @@ def restore(repo: Path, manifest: str = MANIFEST, verify: bool = True) -> dict[s
         absent,
     )
     return bad
-
-
-def _under(path: str, unit: str) -> bool:
-    return path == unit or path.startswith(unit + "/")

@@ -313,9 +313,23 @@ def resolve_config(path: str | os.PathLike[str], _seen: tuple[Path, ...] = ()) -
     parent = data.pop("extends", None)
     if parent is None:
         return data
-    if not isinstance(parent, str):
-        raise GrowupError(f"config key 'extends' in {str(path)!r} is {parent!r}; expected a file path")
+    if not isinstance(parent, str) or not (path.parent / parent).is_file():
+        raise GrowupError(
+            f"config key 'extends' in {str(path)!r} is {parent!r}; expected the path of an existing "
+            "config file, relative to this one (e.g. paper.yaml)"
+        )
     return deep_merge(resolve_config(path.parent / parent, (*_seen, path)), data)
+
+
+def config_chain(path: str | os.PathLike[str]) -> list[str]:
+    """The files a config's `extends:` chain reads beyond the config itself (inputs of every job)."""
+    chain, current = [], Path(path)
+    while (parent := dict(_read_yaml(current)).get("extends")) is not None:
+        current = current.parent / str(parent)
+        if str(current) in chain or current.resolve() == Path(path).resolve():
+            break
+        chain.append(str(current))
+    return chain
 
 
 def load_config(path: str | os.PathLike[str]) -> Study:

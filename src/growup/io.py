@@ -12,16 +12,19 @@ from pathlib import Path
 from typing import Any
 
 
-def _umask() -> int:
+def _read_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
 
 
+UMASK = _read_umask()  # read once: os.umask is process-wide, other threads may be creating files
+
+
 def _as_created(path: Path, directory: bool = False) -> None:
     """Give a temp file or folder the mode a plain open()/mkdir() would (mkstemp makes 0600/0700,
     which would leave results unreadable to the rest of a shared group)."""
-    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
+    os.chmod(path, (0o777 if directory else 0o666) & ~UMASK)
 
 
 @contextlib.contextmanager

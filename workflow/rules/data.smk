@@ -12,7 +12,8 @@ wildcard_constraints:
 
 rule fetch_english:
     input:
-        STUDY_CONFIG,
+        config=STUDY_CONFIG,
+        extends=CONFIG_PARENTS,
     output:
         directory("data/raw/english-80"),
         directory("data/raw/english-20"),
@@ -24,12 +25,13 @@ rule fetch_english:
         mem_mb=4000,
         runtime=60,
     shell:
-        "growup data fetch --configfile {input} --source english --raw-dir data/raw > {log} 2>&1"
+        "growup data fetch --configfile {input.config} --source english --raw-dir data/raw > {log} 2>&1"
 
 
 rule fetch_code:
     input:
-        STUDY_CONFIG,
+        config=STUDY_CONFIG,
+        extends=CONFIG_PARENTS,
     output:
         directory("data/raw/code"),
     log:
@@ -40,12 +42,13 @@ rule fetch_code:
         mem_mb=4000,
         runtime=120,
     shell:
-        "growup data fetch --configfile {input} --source code --raw-dir data/raw > {log} 2>&1"
+        "growup data fetch --configfile {input.config} --source code --raw-dir data/raw > {log} 2>&1"
 
 
 rule fetch_language:
     input:
-        STUDY_CONFIG,
+        config=STUDY_CONFIG,
+        extends=CONFIG_PARENTS,
     output:
         directory("data/raw/{lang}"),
     log:
@@ -56,12 +59,13 @@ rule fetch_language:
         mem_mb=4000,
         runtime=60,
     shell:
-        "growup data fetch --configfile {input} --source {wildcards.lang} --raw-dir data/raw > {log} 2>&1"
+        "growup data fetch --configfile {input.config} --source {wildcards.lang} --raw-dir data/raw > {log} 2>&1"
 
 
 rule replay:
     input:
         config=STUDY_CONFIG,
+        extends=CONFIG_PARENTS,
         raw=["data/raw/english-80", "data/raw/code", *expand("data/raw/{lang}", lang=LANGUAGES)],
     output:
         [directory(f"data/raw/replay-{lang}") for lang in LANGUAGES],
@@ -79,6 +83,7 @@ rule replay:
 rule unimax:
     input:
         config=STUDY_CONFIG,
+        extends=CONFIG_PARENTS,
         raw=expand("data/raw/{lang}", lang=LANGUAGES),
     output:
         "data/unimax.json",
@@ -93,6 +98,7 @@ rule unimax:
 rule tokenizer:
     input:
         config=STUDY_CONFIG,
+        extends=CONFIG_PARENTS,
         raw=expand("data/raw/{name}", name=config["tokenizer"].get("train_on") or []),
     output:
         directory("data/tokenizer"),
@@ -111,6 +117,7 @@ rule tokenizer:
 rule pack:
     input:
         config=STUDY_CONFIG,
+        extends=CONFIG_PARENTS,
         raw="data/raw/{dataset}",
         tokenizer="data/tokenizer",
     output:

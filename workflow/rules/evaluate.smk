@@ -4,6 +4,7 @@
 rule eval_run:
     input:
         config=STUDY_CONFIG,
+        extends=CONFIG_PARENTS,
         final="checkpoints/{run}/final",
     output:
         directory("evals/{run}"),
@@ -13,6 +14,7 @@ rule eval_run:
         "logs/benchmarks/eval/{run}.tsv",
     threads: config["resources"]["threads"]
     resources:
+        gpus=EVAL_GPUS,
         mem_mb=8000,
         runtime=120,
     shell:
@@ -23,6 +25,7 @@ rule eval_run:
 rule eval_clone:
     input:
         config=STUDY_CONFIG,
+        extends=CONFIG_PARENTS,
         checkpoint="checkpoints/english-1x-cloned/final",
     output:
         directory("evals/english-1x-cloned"),
@@ -32,6 +35,7 @@ rule eval_clone:
         "logs/benchmarks/eval/english-1x-cloned.tsv",
     threads: config["resources"]["threads"]
     resources:
+        gpus=EVAL_GPUS,
         mem_mb=8000,
         runtime=60,
     shell:
@@ -42,6 +46,7 @@ rule eval_clone:
 rule eval_merges:
     input:
         config=STUDY_CONFIG,
+        extends=CONFIG_PARENTS,
         merges="merges/{setup}",
     output:
         directory("evals/merges/{setup}"),
@@ -51,6 +56,7 @@ rule eval_merges:
         "logs/benchmarks/eval/merges_{setup}.tsv",
     threads: config["resources"]["threads"]
     resources:
+        gpus=EVAL_GPUS,
         mem_mb=8000,
         runtime=240,
     shell:
@@ -61,6 +67,7 @@ rule eval_merges:
 rule tidy:
     input:
         config=STUDY_CONFIG,
+        extends=CONFIG_PARENTS,
         evals=EVAL_DIRS,
     output:
         "results/tables/evals.csv",

@@ -4,6 +4,7 @@
 rule merge_setup:
     input:
         config=STUDY_CONFIG,
+        extends=CONFIG_PARENTS,
         models=lambda wc: MERGE_INPUTS[wc.setup],
     output:
         directory("merges/{setup}"),
@@ -13,6 +14,7 @@ rule merge_setup:
         "logs/benchmarks/merge/{setup}.tsv",
     threads: config["resources"]["threads"]
     resources:
+        gpus=EVAL_GPUS,
         mem_mb=16000,
         runtime=240,
     shell:

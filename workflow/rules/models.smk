@@ -3,7 +3,8 @@
 
 rule model_sizes:
     input:
-        STUDY_CONFIG,
+        config=STUDY_CONFIG,
+        extends=CONFIG_PARENTS,
     output:
         "results/tables/model_sizes.md",
     log:
@@ -15,12 +16,13 @@ rule model_sizes:
         mem_mb=2000,
         runtime=5,
     shell:
-        "growup model count --configfile {input} --format markdown --out {output} > {log} 2>&1"
+        "growup model count --configfile {input.config} --format markdown --out {output} > {log} 2>&1"
 
 
 rule init_seed:
     input:
         config=STUDY_CONFIG,
+        extends=CONFIG_PARENTS,
         tokenizer="data/tokenizer",
     output:
         directory("checkpoints/seed/init"),
@@ -38,6 +40,7 @@ rule init_seed:
 rule clone:
     input:
         config=STUDY_CONFIG,
+        extends=CONFIG_PARENTS,
         parent="checkpoints/{parent}/final",
     output:
         directory("checkpoints/{parent}-cloned/final"),

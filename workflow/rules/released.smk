@@ -7,7 +7,7 @@ RELEASED_MODELS = released_models(STUDY)  # every needed run has a Hub id, check
 
 
 wildcard_constraints:
-    run="|".join(RELEASED_MODELS),
+    run="|".join(TRAINED_RUNS),
 
 
 ruleorder: fetch_checkpoint > clone
@@ -16,8 +16,11 @@ ruleorder: fetch_checkpoint > clone
 rule fetch_checkpoint:
     input:
         config=STUDY_CONFIG,
+        extends=CONFIG_PARENTS,
     output:
         directory("checkpoints/{run}/final"),
+    wildcard_constraints:
+        run="|".join(RELEASED_MODELS),
     params:
         hub_id=lambda wc: RELEASED_MODELS[wc.run],
     log:

@@ -6,6 +6,7 @@ FIGURE_NAMES = ["data_efficiency", "english_retention", "merge_heatmaps", "merge
 rule tables:
     input:
         config=STUDY_CONFIG,
+        extends=CONFIG_PARENTS,
         evals="results/tables/evals.csv",
     output:
         report(
@@ -29,6 +30,7 @@ rule tables:
 rule figure:
     input:
         config=STUDY_CONFIG,
+        extends=CONFIG_PARENTS,
         evals="results/tables/evals.csv",
     output:
         pdf="results/figures/{figure}.pdf",
@@ -52,6 +54,7 @@ rule figure:
 rule claims:
     input:
         config=STUDY_CONFIG,
+        extends=CONFIG_PARENTS,
         evals="results/tables/evals.csv",
     output:
         report("results/claims.md", caption="../report/claims.rst", category="Claims"),

@@ -17,6 +17,7 @@ wildcard_constraints:
 rule train:
     input:
         config=STUDY_CONFIG,
+        extends=CONFIG_PARENTS,
         start=lambda wc: f"checkpoints/{start_checkpoint(STUDY, wc.run)}",
         data=lambda wc: [f"data/packed/{d}" for d in run_datasets(STUDY, wc.run)],
         budgets="data/unimax.json",

@@ -23,6 +23,8 @@ from growup.models.checkpoint import add_lineage, read_card
 
 log = logging.getLogger(__name__)
 CLONE = "english-1x-cloned"
+# what a checkpoint needs (weights, config, tokenizer, card, remote code), not other formats
+HUB_FILES = ["*.json", "*.safetensors", "*.model", "*.txt", "*.md", "*.py"]
 
 
 def released_runs(study: Study) -> list[str]:
@@ -133,12 +135,13 @@ def download(study: Study, hub_id: str, dest: Path) -> None:
                 f"released checkpoint {hub_id!r} is not under the Hub root {str(root)!r} "
                 f"(expected {str(src)!r}); unset {hub.ENV_ROOT} to use the Hub"
             )
-        shutil.copytree(src, dest, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".git*"))
+        shutil.copytree(src, dest, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".git*", ".cache"))
         return
     from huggingface_hub import snapshot_download
 
     try:
-        snapshot_download(hub_id, revision=revision, local_dir=str(dest))
+        snapshot_download(hub_id, revision=revision, local_dir=str(dest), allow_patterns=HUB_FILES)
+        shutil.rmtree(dest / ".cache", ignore_errors=True)  # huggingface_hub's download metadata
     except Exception as exc:  # network, auth or missing repository: say which and how to fix
         raise GrowupError(
             f"cannot download released checkpoint {hub_id!r}@{revision} ({exc}); check Hub access "
@@ -149,9 +152,14 @@ def download(study: Study, hub_id: str, dest: Path) -> None:
 def fetch(study: Study, run: str, out: str | os.PathLike[str]) -> Path:
     """Fetch `run`'s published checkpoint into out/step-<N> (the run's last step, evaluated like a
     trained run's) and out/final; the English clone gets out/final only. Returns out/final."""
-    hub_id = released_models(study)[run]
+    models = released_models(study)
+    if run not in models:
+        raise GrowupError(f"--run is {run!r}; a released study fetches one of {sorted(models)}")
+    hub_id = models[run]
     plan = planned_run(study, run)
     out = Path(out)
+    for old in out.glob("step-*"):  # a schedule changed since the last fetch: no phantom steps
+        shutil.rmtree(old)
     lineage = {"run": run, "operation": "released", "hub_id": hub_id, "study": study.name, **plan}
     first = out / (f"step-{plan['step']}" if run != CLONE else "final")
     with atomic_dir(first) as tmp:
