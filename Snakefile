@@ -2,14 +2,13 @@
 #   snakemake --cores all                                 whole study, default (mini) config
 #   snakemake --cores all --configfile config/paper.yaml  the paper at full scale
 #   snakemake results/figures/data_efficiency.pdf         one target and what it needs
-# Rules are thin: each calls one `growup` verb; all logic lives in src/growup. The grid of runs,
-# evaluations and merges comes from the config through growup's own functions.
+#   snakemake merges/2x/ties/isl+swe                      one merge and what it needs
+#   snakemake --config training.schedules.isl.steps=30    a value overridden, as if edited
+# Rules are thin: each calls one `growup` verb with its job spec (the config values it reads, a
+# param: growup.study); all logic lives in src/growup. The grid of runs, evaluations and merges
+# comes from the config through growup's own functions (workflow/rules/common.smk).
 
 import os
-
-from growup.config import config_chain, load_config
-from growup.merge.grid import merge_grid, merging, task_vector_base
-from growup.train.runs import run_datasets, run_resources, start_checkpoint, trained_runs
 
 
 configfile: "config/config.yaml"
@@ -23,43 +22,11 @@ report: "workflow/report/workflow.rst"
 container: os.environ.get("GROWUP_IMAGE", "docker://growup:0.1.0")
 
 
-# A --configfile on the command line wins over the default; the growup verbs read that file.
-# (Override values with --configfile, not --config key=value: the verbs read the file.)
-STUDY_CONFIG = (workflow.overwrite_configfiles or ["config/config.yaml"])[-1]
-# Validated before any job starts; `extends:` applied, and the rules read the resolved mapping.
-if workflow.config_settings.config:  # --config key=value
-    raise ValueError(
-        "--config key=value overrides are not supported: the growup verbs read the config file; "
-        "put the values in a file that says `extends: config.yaml` and pass it with --configfile"
-    )
-STUDY = load_config(STUDY_CONFIG)
-config.clear()
-config.update(STUDY.raw)
-CONFIG_PARENTS = config_chain(STUDY_CONFIG)  # files `extends:` reads: inputs of every job too
-RELEASED = bool(config.get("released"))  # published checkpoints stand in for training
-# evaluation and merging use a GPU whenever the study trains on GPUs (a profile's gpus limit counts them)
-EVAL_GPUS = int(any(config["resources"]["gpus"].values()))
-
-TRAINED_RUNS = trained_runs(STUDY)
-EVALUATED_RUNS = [r for r in TRAINED_RUNS if r != "seed"]
-MERGES = merge_grid(STUDY)
-MERGE_SETUPS = sorted({m.setup for m in MERGES})
-MERGE_INPUTS = {
-    setup: sorted(
-        {f"checkpoints/{lang}-{setup}/final" for m in MERGES if m.setup == setup for lang in m.subset}
-        | {f"checkpoints/{task_vector_base(STUDY, setup)}/final"}
-    )
-    for setup in MERGE_SETUPS
-}
-EVAL_DIRS = [
-    *[f"evals/{run}" for run in EVALUATED_RUNS],
-    "evals/english-1x-cloned",
-    *[f"evals/merges/{setup}" for setup in MERGE_SETUPS],
-]
-
-
+include: "workflow/rules/common.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/data.smk"
+
+
 if RELEASED:
 
     include: "workflow/rules/released.smk"
@@ -67,6 +34,7 @@ if RELEASED:
 else:
 
     include: "workflow/rules/train.smk"
+
 
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/merge.smk"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import time
 from pathlib import Path
 
@@ -118,10 +119,11 @@ def test_a_damaged_manifest_is_an_error_that_names_it(repo):
 @pytest.mark.parametrize(
     ("path", "unit"),
     [
-        ("evals/merges/1x/merge-1x-ties-ekk+fao/final/x.json", "evals/merges/1x"),
+        ("evals/merges/1x/ties/ekk+fao/final/x.json", "evals/merges/1x/ties/ekk+fao"),
         ("evals/isl-1x/20/multiblimp_isl.json", "evals/isl-1x"),
-        ("checkpoints/seed/init/config.json", "checkpoints/seed"),
-        ("merges/2x/ties/ekk+fao.yaml", "merges/2x"),
+        ("checkpoints/init/final/config.json", "checkpoints/init"),
+        ("merges/2x/ties/ekk+fao/model.safetensors", "merges/2x/ties/ekk+fao"),
+        ("merges/2x/ties/ekk+fao.yaml", "merges/2x/ties/ekk+fao.yaml"),
         ("data/tokenizer/tokenizer.json", "data/tokenizer"),
         ("data/unimax.json", "data/unimax.json"),
         ("results/figures/merge_heatmaps.pdf", "results/figures/merge_heatmaps.pdf"),
@@ -141,3 +143,20 @@ def test_cli_record_and_restore_report_stale_units(repo, capsys):
     (repo / "results/claims.md").write_text("edited by hand")
     assert main(["artifacts", "restore", "--repo", str(repo)]) == 0
     assert "stale results/claims.md" in capsys.readouterr().out
+
+
+def test_verify_reports_identical_differing_missing_and_unrecorded_files_by_output(repo, capsys):
+    artifacts.record(repo)
+    assert main(["artifacts", "verify", "--repo", str(repo)]) == 0
+    first = capsys.readouterr().out
+    assert re.search(r"^all\s+\d+\s+0\s+0\s+0\s+0$", first, re.M), first
+    (repo / "results/claims.md").write_text("a stale manifest: this file changed after it was recorded")
+    (repo / "checkpoints/isl-1x/step-10/model.safetensors").unlink()
+    (repo / "data/new.json").write_text("{}")
+    assert main(["artifacts", "verify", "--repo", str(repo)]) == 2
+    out = capsys.readouterr()
+    report = artifacts.verify(repo)
+    assert report["results/claims.md"]["differing"] == ["results/claims.md"]
+    assert report["checkpoints"]["missing"] == ["checkpoints/isl-1x/step-10/model.safetensors"]
+    assert report["data"]["unrecorded"] == ["data/new.json"]
+    assert "differing: results/claims.md" in out.out and "3 tracked files" in out.err

@@ -53,7 +53,6 @@ def test_init_is_deterministic_and_plain_llama(tmp_path):
     assert config["rope_parameters"]["rope_theta"] == 10000.0
     assert read_card(tmp_path / "a") == {
         "operation": "init",
-        "config": MINI,
         "seed": 3,
         "step": 0,
         "tokens": 0,

@@ -135,8 +135,25 @@ def test_missing_model_path_is_named_and_never_fetched(study, checkpoints, tmp_p
         run_merge(config, tmp_path / "m")
     assert not (tmp_path / "m").exists()
     relative = {**cfg(study, checkpoints, "1x", "linear"), "models": [{"model": "ekk-1x", "parameters": {}}]}
-    with pytest.raises(GrowupError, match="not absolute"):
+    with pytest.raises(GrowupError, match="'ekk-1x' does not exist"):  # never read as a Hub id
         run_merge(relative, tmp_path / "m")
+
+
+def test_merge_files_hold_checkout_relative_paths_wherever_they_are_built(study, checkpoints, tmp_path):
+    """The YAML, mergekit's config copy and its card name the checkpoints relative to the
+    checkout, so two checkouts in different folders write the same bytes."""
+    outs = []
+    for name in ("a", "b"):
+        root = tmp_path / name
+        shutil.copytree(checkpoints, root / "ckpt")
+        config = cfg(study, "ckpt", "2x", "ties")
+        outs.append(run_merge(config, root / "m", 0, root / "m.yaml", root=root))
+        assert (
+            str(root) not in (root / "m.yaml").read_text() + (root / "m" / "mergekit_config.yml").read_text()
+        )
+        assert "ckpt/ekk-2x/final" in (root / "m" / "mergekit_config.yml").read_text()
+    for file in ("mergekit_config.yml", "README.md", "model.safetensors"):
+        assert (outs[0] / file).read_bytes() == (outs[1] / file).read_bytes(), file
 
 
 def test_paper_grid_has_390_merges_with_the_study_parameters():

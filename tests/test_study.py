@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 import yaml
 
+from conftest import REPO
 from helpers import copy_repo, planned, run_tool
 
 FIGURES = ("data_efficiency", "english_retention", "merge_heatmaps", "merged_vs_joint")
@@ -57,3 +59,87 @@ def test_html_report_holds_every_figure_with_its_caption(study_repo, tmp_path: P
     html = out.read_text(encoding="utf-8")
     assert "Data efficiency (claim 1)" in html and "English retention (claim 2)" in html
     assert all(name in html for name in FIGURES) and "claims.md" in html
+
+
+# Dependency tracking on the built study: a job reruns when, and only when, a value it reads
+# changed. Each test changes one thing and counts the planned jobs per rule (the dry run's table).
+REPORT = {"tidy", "tables", "figure", "claims", "all", "total"}
+
+
+def _plan(repo: Path, *args: str) -> dict[str, int]:
+    return planned(run_tool(repo, "snakemake", "-n", *args))
+
+
+@pytest.mark.slow
+def test_a_comment_or_a_touch_of_the_config_plans_nothing(study_repo):
+    config = study_repo / "config" / "config.yaml"
+    text = config.read_text()
+    try:
+        config.write_text(text + "# a comment changes no value\n")
+        assert _plan(study_repo) == {}
+        config.write_text(text)  # touched: same bytes, a new mtime
+        assert _plan(study_repo) == {}
+    finally:
+        config.write_text(text)
+
+
+@pytest.mark.slow
+def test_a_report_value_plans_only_the_claims(study_repo):
+    assert _plan(study_repo, "--config", "report.method_spread=0.5") == {"claims": 1, "all": 1, "total": 2}
+
+
+@pytest.mark.slow
+def test_one_languages_schedule_plans_only_its_runs_merges_and_the_report(study_repo):
+    from growup.config import load_config
+    from growup.merge.grid import merge_grid
+
+    config = study_repo / "config" / "config.yaml"
+    text = config.read_text()
+    raw = yaml.safe_load(text)
+    raw["training"]["schedules"]["isl"]["steps"] += 2
+    try:
+        config.write_text(yaml.safe_dump(raw))
+        plan = _plan(study_repo)
+    finally:
+        config.write_text(text)
+    with_isl = sum("isl" in m.subset for m in merge_grid(load_config(config)))
+    assert plan == {
+        "train": 3,
+        "eval_run": 3,
+        "merge": with_isl,
+        "eval_merge": with_isl,
+        "tidy": 1,
+        "tables": 1,
+        "figure": len(FIGURES),
+        "claims": 1,
+        "all": 1,
+        "total": 6 + 2 * with_isl + 4 + len(FIGURES),
+    }
+
+
+@pytest.mark.slow
+def test_an_evaluation_value_plans_evaluation_and_report_jobs_only(study_repo):
+    plan = _plan(study_repo, "--config", "evaluation.limit=7")
+    assert plan["eval_run"] == 20 and plan["eval_merge"] >= 1, plan
+    assert set(plan) <= {"eval_run", "eval_clone", "eval_merge"} | REPORT, plan
+
+
+@pytest.mark.slow
+def test_a_deleted_merge_is_one_target_and_one_job(study_repo):
+    import shutil
+
+    target = "merges/2x/ties/isl+swe"
+    shutil.rmtree(study_repo / target)
+    assert _plan(study_repo, target) == {"merge": 1, "total": 1}
+    run_tool(study_repo, "snakemake", "--cores", "1", target)
+    assert (study_repo / target / "model.safetensors").is_file()
+    run_tool(study_repo, "snakemake", "--cores", "2")  # its evaluation and the report follow
+    assert _plan(study_repo) == {}
+
+
+@pytest.mark.slow
+def test_the_rebuild_equals_the_published_artifacts_byte_for_byte(study_repo):
+    """artifacts.json and dvc.lock are the study's fingerprint: a build in any folder gives the
+    same bytes. When this fails after a change that alters an output, refresh both (dvc repro)."""
+    out = run_tool(study_repo, "growup", "artifacts", "verify", "--manifest", str(REPO / "artifacts.json"))
+    assert re.search(r"^all\s+\d+\s+0\s+0\s+\d+\s+0$", out, re.M), out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -35,27 +36,22 @@ def workdir(tmp_path: Path) -> Path:
 SIZES = "results/tables/model_sizes.md"
 
 
-def test_paper_config_plans_offline(workdir):
+def test_paper_config_plans_every_merge_as_a_job_of_its_own(workdir):
+    from helpers import planned
+
     proc = run([str(BIN / "snakemake"), "-n", "--configfile", "config/paper.yaml"], workdir)
-    out = proc.stdout + proc.stderr
-    for rule in (
-        "fetch_english",
-        "fetch_code",
-        "fetch_language",
-        "replay",
-        "tokenizer",
-        "pack",
-        "unimax",
-        "train",
-        "clone",
-        "eval_run",
-        "merge_setup",
-        "eval_merges",
-        "figure",
-        "claims",
-    ):
-        assert rule in out
-    assert "gpus=32" in out.replace(" ", "") or "gpus: 32" in out
+    plan = planned(proc.stdout + proc.stderr)
+    assert {rule: plan.get(rule) for rule in ("train", "eval_run", "merge", "eval_merge", "pack")} == {
+        "train": 21,
+        "eval_run": 20,
+        "merge": 390,
+        "eval_merge": 390,
+        "pack": 13,
+    }, plan
+    for rule in ("fetch_english", "fetch_code", "replay", "tokenizer", "unimax", "clone", "tidy", "claims"):
+        assert plan.get(rule, 0) >= 1, (rule, plan)
+    assert plan["figure"] == 4 and plan["fetch_language"] == 5
+    assert re.search(r"gpus=32\b", proc.stdout + proc.stderr)
 
 
 def test_paper_config_target(workdir):

@@ -40,13 +40,17 @@ MANIFEST = "artifacts.json"
 VERSION = 1
 STEP_NS = 10_000  # 10 µs between consecutive build ranks: far above float mtime resolution
 STALE_NS = 1_000_000_000  # 1970-01-01T00:00:01: older than any input, so Snakemake rebuilds
+# Tracked files whose bytes may differ between two correct builds, with the reason (gitwildmatch
+# pattern -> reason). Recorded in the manifest; `verify` reports them apart. None today: paths
+# are checkout-relative or Hub ids, and timings go to logs, so a rebuild anywhere is identical.
+VOLATILE: dict[str, str] = {}
 # Snakemake output units by path prefix: a file under one of these belongs to the unit named by
 # the prefix plus `depth` more components (e.g. checkpoints/<run>); others are their own unit.
 UNITS = (
-    ("evals/merges", 1),
+    ("evals/merges", 3),
+    ("merges", 3),
     ("evals", 1),
     ("checkpoints", 1),
-    ("merges", 1),
     ("data/raw", 1),
     ("data/packed", 1),
     ("data/tokenizer", 0),
@@ -119,12 +123,16 @@ def record(repo: Path, out: str = MANIFEST, dvc_yaml: str = "dvc.yaml") -> Path:
             rank, last = rank + 1, stats[f].st_mtime_ns
         entries.append({"path": f, "rank": rank, "size": stats[f].st_size, "md5": md5(repo / f)})
     target = repo / out
-    atomic_write_json(target, {"version": VERSION, "files": entries})
+    atomic_write_json(target, {"version": VERSION, "volatile": VOLATILE, "files": entries})
     log.info("recorded %d artifacts (%d build ranks) -> %s", len(entries), rank + 1, target)
     return target
 
 
 def load_manifest(path: Path) -> list[dict[str, Any]]:
+    return _load(path)["files"]
+
+
+def _load(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise GrowupError(
             f"no artifact manifest at {str(path)!r}: it is written by `growup artifacts record` "
@@ -146,7 +154,7 @@ def load_manifest(path: Path) -> list[dict[str, Any]]:
         raise GrowupError(
             f"{str(path)!r} is not a version-{VERSION} growup artifact manifest (entries need {sorted(keys)})"
         )
-    return files
+    return data
 
 
 def unit_of(path: str) -> str:
@@ -206,3 +214,58 @@ def restore(repo: Path, manifest: str = MANIFEST, verify: bool = True) -> dict[s
         absent,
     )
     return bad
+
+
+def verify(repo: Path, manifest: str = MANIFEST) -> dict[str, dict[str, list[str]]]:
+    """Compare every tracked file with the manifest by MD5: {output: {identical, differing,
+    missing, volatile, unrecorded: [paths]}}, output as named in dvc.yaml. A rebuild anywhere
+    should give no differing, missing or unrecorded file (volatile ones are declared so)."""
+    data = _load(repo / manifest)
+    volatile = _volatile_spec(data.get("volatile") or {})
+    outs = tracked_outs(repo)
+    report: dict[str, dict[str, list[str]]] = {
+        out: {k: [] for k in ("identical", "differing", "missing", "volatile", "unrecorded")} for out in outs
+    }
+    recorded = set()
+    for entry in _progress(data["files"], "verifying"):
+        path = entry["path"]
+        recorded.add(path)
+        reason = check(repo, entry, verify=True)
+        kind = "identical" if reason is None else "missing" if reason == "missing" else "differing"
+        if kind == "differing" and volatile.match_file(path):
+            kind = "volatile"
+        report[_out_of(path, outs)][kind].append(path)
+    for path in tracked_files(repo, outs):
+        if path not in recorded:
+            report[_out_of(path, outs)]["unrecorded"].append(path)
+    return report
+
+
+def _volatile_spec(patterns: dict[str, str]) -> Any:
+    import pathspec
+
+    return pathspec.PathSpec.from_lines("gitwildmatch", list(patterns))
+
+
+def _out_of(path: str, outs: list[str]) -> str:
+    for out in outs:
+        if path == out or path.startswith(out.rstrip("/") + "/"):
+            return out
+    raise GrowupError(f"manifest path {path!r} is under none of dvc.yaml's outs {outs}")
+
+
+def format_verify(report: dict[str, dict[str, list[str]]], show: int = 10) -> str:
+    """The comparison as a table by output, then the first differing, missing and unrecorded files."""
+    kinds = ("identical", "differing", "missing", "volatile", "unrecorded")
+    lines = [f"{'output':<20}" + "".join(f"{k:>12}" for k in kinds)]
+    for out, groups in report.items():
+        lines.append(f"{out:<20}" + "".join(f"{len(groups[k]):>12}" for k in kinds))
+    totals = {k: sum(len(g[k]) for g in report.values()) for k in kinds}
+    lines.append(f"{'all':<20}" + "".join(f"{totals[k]:>12}" for k in kinds))
+    for kind in ("differing", "missing", "unrecorded"):
+        paths = [p for g in report.values() for p in g[kind]]
+        for p in paths[:show]:
+            lines.append(f"{kind}: {p}")
+        if len(paths) > show:
+            lines.append(f"{kind}: ... and {len(paths) - show} more")
+    return "\n".join(lines)

@@ -11,19 +11,35 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from growup.errors import GrowupError
+
+if TYPE_CHECKING:
+    from growup.config import Study
 
 log = logging.getLogger("growup")
 
 
+def _spec(args: argparse.Namespace, job: str, **job_args: Any) -> dict[str, Any]:
+    from growup.study import resolve_spec
+
+    return resolve_spec(getattr(args, "spec", None), getattr(args, "configfile", None), job, **job_args)
+
+
+def _study(args: argparse.Namespace, job: str, **job_args: Any) -> Study:
+    """The study as job `job` sees it (`growup.study`): only the config values it declares."""
+    from growup.config import Study
+
+    return Study.from_spec(_spec(args, job, **job_args))
+
+
 def _model_init(args: argparse.Namespace) -> None:
-    from growup.config import load_config
     from growup.models.build import base_config, init_model, tokenizer_vocab_size
     from growup.models.checkpoint import save_checkpoint
     from growup.models.flops import count_model_parameters
 
-    study = load_config(args.configfile)
+    study = _study(args, "model init")
     vocab = study.tokenizer.vocab_size
     if args.tokenizer:
         vocab = tokenizer_vocab_size(args.tokenizer, expected=vocab)
@@ -31,7 +47,6 @@ def _model_init(args: argparse.Namespace) -> None:
     model = init_model(base_config(study.model, vocab), seed)
     lineage = {
         "operation": "init",
-        "config": str(args.configfile),
         "seed": seed,
         "step": 0,
         "tokens": 0,
@@ -42,13 +57,13 @@ def _model_init(args: argparse.Namespace) -> None:
 
 
 def _model_clone(args: argparse.Namespace) -> None:
-    from growup.config import load_config
     from growup.models.checkpoint import load_checkpoint, read_card, save_checkpoint
     from growup.models.cloning import check_factor, hyperclone
 
     factor = args.factor
     if factor is None:
-        factor = load_config(args.configfile).model.clone_factor if args.configfile else 2
+        given = args.configfile or args.spec
+        factor = _study(args, "model clone").model.clone_factor if given else 2
     factor = check_factor(factor)
     source = load_checkpoint(args.checkpoint)
     clone = hyperclone(source, factor, snr_db=args.snr_db, seed=args.seed)
@@ -69,17 +84,17 @@ def _model_clone(args: argparse.Namespace) -> None:
 
 
 def _model_fetch(args: argparse.Namespace) -> None:
-    from growup.config import load_config
     from growup.models.released import fetch
 
-    fetch(load_config(args.configfile), args.run, args.out)
+    fetch(_study(args, "model fetch", run=args.run), args.run, args.out)
 
 
 def _model_count(args: argparse.Namespace) -> None:
     from growup.io import atomic_write_text
     from growup.models.report import count_rows, format_count_markdown, format_count_table
 
-    rows = count_rows(configfile=args.configfile, checkpoint=args.checkpoint, seq_len=args.seq_len)
+    study = _study(args, "model count") if args.configfile or args.spec else None
+    rows = count_rows(study=study, checkpoint=args.checkpoint, seq_len=args.seq_len)
     formats = {
         "table": format_count_table,
         "json": lambda r: json.dumps(r, indent=2),
@@ -92,13 +107,20 @@ def _model_count(args: argparse.Namespace) -> None:
         print(text)
 
 
+def _config_args(p: argparse.ArgumentParser, required: bool = True) -> None:
+    """--configfile (a study config, by hand) or --spec (the job spec the workflow passes)."""
+    group = p.add_mutually_exclusive_group(required=required)
+    group.add_argument("--configfile", help="study config (YAML)")
+    group.add_argument("--spec", help="the job's spec as JSON (what the workflow passes; growup.study)")
+
+
 def _add_model(sub: argparse._SubParsersAction) -> None:
     model = sub.add_parser("model", help="build, clone and measure models").add_subparsers(
         dest="verb", required=True
     )
 
     p = model.add_parser("init", help="config -> freshly initialised HF checkpoint (the seed model)")
-    p.add_argument("--configfile", required=True, help="study config (YAML)")
+    _config_args(p)
     p.add_argument("--out", required=True, help="output checkpoint folder")
     p.add_argument("--tokenizer", help="tokenizer folder: sets the vocabulary and is saved with the model")
     p.add_argument("--seed", type=int, help="initialisation seed (default: the config's seed)")
@@ -110,7 +132,7 @@ def _add_model(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--factor", type=float, help="width factor, an integer >= 2 (default: config clone_factor, or 2)"
     )
-    p.add_argument("--configfile", help="study config giving the default factor")
+    _config_args(p, required=False)
     p.add_argument(
         "--snr-db", type=float, default=None, help="add function-preserving noise at this SNR (dB)"
     )
@@ -120,6 +142,7 @@ def _add_model(sub: argparse._SubParsersAction) -> None:
     p = model.add_parser("count", help="config or checkpoint -> parameter and FLOP table")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--configfile", help="study config: counts the 1x model and its clone")
+    src.add_argument("--spec", help="the job's spec as JSON (what the workflow passes)")
     src.add_argument("--checkpoint", help="a saved checkpoint")
     p.add_argument("--seq-len", type=int, help="sequence length of the attention term (default: config's)")
     p.add_argument("--format", choices=("table", "json", "markdown"), default="table", help="output format")
@@ -128,17 +151,16 @@ def _add_model(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_model_count)
 
     p = model.add_parser("fetch", help="a released study's run: the authors' published checkpoint")
-    p.add_argument("--configfile", required=True, help="a config with key 'released' (config/released.yaml)")
+    _config_args(p)
     p.add_argument("--run", required=True, help="run name, e.g. isl-2x or english-1x-cloned")
     p.add_argument("--out", required=True, help="run folder: step-N/ and final/ are written in it")
     p.set_defaults(func=_model_fetch)
 
 
 def _data(args: argparse.Namespace) -> None:
-    from growup.config import load_config
     from growup.data import prepare
 
-    study = load_config(args.configfile)
+    study = _study(args, f"data {args.verb}", **({"source": args.source} if args.verb == "fetch" else {}))
     if args.verb == "fetch":
         for path in prepare.fetch(study, args.source, args.raw_dir):
             log.info("wrote %s", path)
@@ -169,7 +191,7 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
 
     def verb(name: str, help_text: str) -> argparse.ArgumentParser:
         p = data.add_parser(name, help=help_text)
-        p.add_argument("--configfile", required=True, help="study config (YAML)")
+        _config_args(p)
         p.set_defaults(func=_data)
         return p
 
@@ -193,19 +215,25 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
 def _train(args: argparse.Namespace) -> None:
     import torch
 
-    from growup.config import load_config
     from growup.train.loop import train
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    study = load_config(args.configfile)
-    final = train(study, args.run, args.init, args.out, data_dir=args.data_dir, max_steps=args.max_steps)
+    study = _study(args, "train", run=args.run)
+    if args.work is None:
+        final = train(study, args.run, args.init, args.out, data_dir=args.data_dir, max_steps=args.max_steps)
+    else:
+        from growup.train.publish import prepare_work, publish
+
+        prepare_work(args.work, json.dumps(_spec(args, "train", run=args.run), sort_keys=True))
+        train(study, args.run, args.init, args.work, data_dir=args.data_dir, max_steps=args.max_steps)
+        final = publish(args.work, args.out)
     log.info("%s: done (%s)", args.run, final)
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train one run of the study (resumes from its saved state)")
-    p.add_argument("--configfile", required=True, help="study config (YAML)")
+    _config_args(p)
     p.add_argument(
         "--run", required=True, help="seed, english-1x, english-2x, <lang>-<setup>, multilingual-<setup>"
     )
@@ -214,16 +242,19 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-dir", default="data", help="prepared data (packed/, unimax.json)")
     p.add_argument("--max-steps", type=int, help="stop after this step (keeps the full run's schedule)")
     p.add_argument("--threads", type=int, help="CPU threads for torch")
+    p.add_argument(
+        "--work",
+        help="train here (state, steps, metrics; resumable), then move the finished run into --out "
+        "at once and delete this folder (what the workflow does)",
+    )
     p.set_defaults(func=_train)
 
 
 def _eval(args: argparse.Namespace) -> None:
-    from growup.config import load_config
-
-    study = load_config(args.configfile)
     if args.verb == "checkpoint":
         from growup.evaluate.sweep import evaluate_checkpoint
 
+        study = _study(args, "eval checkpoint")
         out = evaluate_checkpoint(
             study, args.checkpoint, args.model, args.step, args.out_root, args.tasks, args.limit
         )
@@ -231,27 +262,25 @@ def _eval(args: argparse.Namespace) -> None:
     elif args.verb == "sweep":
         from growup.evaluate.sweep import sweep
 
+        study = _study(args, "eval run", run=args.model)
         for out in sweep(study, args.run_dir, args.model, args.out_root, args.init, args.tasks, args.limit):
             log.info("wrote %s", out)
-    elif args.verb == "merges":
+    elif args.verb == "merge":
         from growup.evaluate.harness import merge_tasks
         from growup.evaluate.sweep import evaluate_checkpoint
+        from growup.merge.grid import Merge
 
-        for merge in selected_merges(study, args.setup, args.method, "all"):
-            tasks = args.tasks or merge_tasks(study, merge.subset)
-            out = evaluate_checkpoint(
-                study,
-                merge.model_path(args.merges_root),
-                merge.name,
-                "final",
-                args.out_root,
-                tasks,
-                args.limit,
-            )
-            log.info("wrote %s", out)
+        study = _study(args, "eval merge", setup=args.setup, method=args.method, subset=args.subset)
+        merge = Merge.parse(study, args.setup, args.method, args.subset)
+        tasks = args.tasks or merge_tasks(study, merge.subset)
+        out = evaluate_checkpoint(
+            study, args.merge, merge.name, "final", args.out_root, tasks, args.limit, out_dir=args.out
+        )
+        log.info("wrote %s", out)
     elif args.verb == "tidy":
         from growup.evaluate.tidy import collect, write_csv
 
+        study = _study(args, "eval tidy")
         iso = {lang.multiblimp: lang.code for lang in study.data.languages}
         rows = collect(args.evals, iso)
         write_csv(rows, args.out)
@@ -265,7 +294,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
 
     def verb(name: str, help_text: str) -> argparse.ArgumentParser:
         p = ev.add_parser(name, help=help_text)
-        p.add_argument("--configfile", required=True, help="study config (YAML)")
+        _config_args(p)
         p.set_defaults(func=_eval)
         return p
 
@@ -284,11 +313,15 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--out-root", default="evals")
         p.add_argument("--tasks", nargs="+", help="lm-eval task names (default: the study's)")
         p.add_argument("--limit", type=int, help="pairs per task (default: config evaluation.limit)")
-    p = verb("merges", "every merged model of a setup -> evals/merge-<setup>-<method>-<subset>/final/")
-    p.add_argument("--setup", required=True, choices=("1x", "1x-cloned", "2x"))
-    p.add_argument("--method", default="all")
-    p.add_argument("--merges-root", default="merges")
-    p.add_argument("--out-root", default="evals")
+    p = verb("merge", "one merged model -> <out>/final/<task>.json")
+    p.add_argument("--setup", required=True)
+    p.add_argument("--method", required=True)
+    p.add_argument("--subset", required=True, help="languages joined with '+' (e.g. ekk+fao)")
+    p.add_argument(
+        "--merge", required=True, help="the merged model's folder (merges/<setup>/<method>/<subset>)"
+    )
+    p.add_argument("--out", required=True, help="output folder (evals/merges/<setup>/<method>/<subset>)")
+    p.add_argument("--out-root", default="evals", help=argparse.SUPPRESS)
     p.add_argument("--tasks", nargs="+")
     p.add_argument("--limit", type=int)
     p = verb("tidy", "every evals/<model>/<step>/<task>.json -> one CSV row per metric")
@@ -297,14 +330,13 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
 
 
 def _merge(args: argparse.Namespace) -> None:
-    from growup.config import load_config
     from growup.merge import grid
 
-    study = load_config(args.configfile)
-    seed = study.raw["merging"].get("random_seed")
     if args.verb == "configs":
         from growup.io import atomic_write_text
 
+        study = _study(args, "merge configs")
+        seed = study.raw["merging"].get("random_seed")
         merges = grid.merge_grid(study)
         for merge in merges:
             config = grid.merge_config(study, merge, args.checkpoints)
@@ -313,24 +345,12 @@ def _merge(args: argparse.Namespace) -> None:
     elif args.verb == "run":
         from growup.merge.run import run_merge
 
-        for merge in selected_merges(study, args.setup, args.method, args.subset):
-            config = grid.merge_config(study, merge, args.checkpoints)
-            out = run_merge(config, merge.model_path(args.out_root), seed, merge.yaml_path(args.out_root))
-            log.info("merged %s -> %s", merge.name, out)
-
-
-def selected_merges(study, setup: str, method: str, subset: str) -> list:
-    """The grid's merges of one setup, filtered by method and subset (`all` keeps every one)."""
-    from growup.merge import grid
-
-    merges = [
-        m
-        for m in grid.merge_grid(study)
-        if m.setup == setup and method in ("all", m.method) and subset in ("all", m.subset_name)
-    ]
-    if not merges:
-        raise GrowupError(f"no merge {setup}/{method}/{subset} in the study's grid (config key 'merging')")
-    return merges
+        study = _study(args, "merge run", setup=args.setup, method=args.method, subset=args.subset)
+        seed = study.raw["merging"].get("random_seed")
+        merge = grid.Merge.parse(study, args.setup, args.method, args.subset)
+        config = grid.merge_config(study, merge, args.checkpoints)
+        out = run_merge(config, merge.model_path(args.out_root), seed, merge.yaml_path(args.out_root))
+        log.info("merged %s -> %s", merge.name, out)
 
 
 def _add_merge(sub: argparse._SubParsersAction) -> None:
@@ -338,25 +358,24 @@ def _add_merge(sub: argparse._SubParsersAction) -> None:
         dest="verb", required=True
     )
     p = mg.add_parser("configs", help="write every merge of the grid as a mergekit YAML")
-    p.add_argument("--configfile", required=True)
+    _config_args(p)
     p.add_argument("--checkpoints", default="checkpoints", help="folder of the runs' checkpoints")
     p.add_argument("--out-root", default="merges")
     p.set_defaults(func=_merge)
     p = mg.add_parser("run", help="write one merge's YAML and run it in-process")
-    p.add_argument("--configfile", required=True)
-    p.add_argument("--setup", required=True, choices=("1x", "1x-cloned", "2x"))
-    p.add_argument("--method", required=True, help="a merge method, or 'all'")
-    p.add_argument("--subset", required=True, help="languages joined with '+' (e.g. ekk+fao), or 'all'")
+    _config_args(p)
+    p.add_argument("--setup", required=True, help="1x, 1x-cloned or 2x")
+    p.add_argument("--method", required=True, help="a merge method of config key 'merging.methods'")
+    p.add_argument("--subset", required=True, help="languages joined with '+' (e.g. ekk+fao)")
     p.add_argument("--checkpoints", default="checkpoints")
     p.add_argument("--out-root", default="merges")
     p.set_defaults(func=_merge)
 
 
 def _report(args: argparse.Namespace) -> None:
-    from growup.config import load_config
     from growup.report.frame import load
 
-    study = load_config(args.configfile)
+    study = _study(args, f"report {args.verb}", **({"name": args.name} if args.verb == "figure" else {}))
     df = load(args.evals_csv)
     if args.verb == "tables":
         from growup.report import tables
@@ -372,7 +391,7 @@ def _report(args: argparse.Namespace) -> None:
         from growup.io import atomic_write_text
         from growup.report.claims import claims_markdown
 
-        spread = (study.raw.get("report") or {}).get("method_spread", 0.05)
+        spread = study.raw["report"]["method_spread"]
         atomic_write_text(args.out, claims_markdown(df, spread, study.name))
 
 
@@ -388,7 +407,7 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
         ("claims", "results/claims.md"),
     ):
         p = rp.add_parser(name, help=help_text)
-        p.add_argument("--configfile", required=True)
+        _config_args(p)
         p.add_argument("--evals-csv", default="results/tables/evals.csv")
         p.set_defaults(func=_report)
         if name == "figure":
@@ -408,6 +427,12 @@ def _artifacts(args: argparse.Namespace) -> None:
     repo = Path(args.repo)
     if args.verb == "record":
         artifacts.record(repo, args.manifest)
+    elif args.verb == "verify":
+        report = artifacts.verify(repo, args.manifest)
+        print(artifacts.format_verify(report))
+        bad = sum(len(g[k]) for g in report.values() for k in ("differing", "missing", "unrecorded"))
+        if bad:
+            raise GrowupError(f"{bad} tracked files differ from {args.manifest}, are missing or unrecorded")
     else:
         stale = artifacts.restore(repo, args.manifest, verify=not args.no_verify)
         for unit, reason in sorted(stale.items()):
@@ -421,6 +446,7 @@ def _add_artifacts(sub: argparse._SubParsersAction) -> None:
     for name, help_text in (
         ("record", "write artifacts.json: every tracked file in build order, with size and MD5"),
         ("restore", "after dvc pull: stamp artifacts in build order, mark those that differ stale"),
+        ("verify", "compare every tracked file with artifacts.json: identical, differing, missing"),
     ):
         p = ap.add_parser(name, help=help_text)
         p.add_argument("--repo", default=".", help="repository root (holds dvc.yaml)")

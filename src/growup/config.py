@@ -8,8 +8,8 @@ allowed. The Snakefile validates through the same function.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,179 @@ def validate_config(config: Mapping[str, Any], source: str = "config") -> None:
     if errors:
         lines = "\n  ".join(_describe(e) for e in errors)
         raise GrowupError(f"invalid study config {source}:\n  {lines}")
+
+
+class Withheld:
+    """A config value a job did not declare it reads: inert until used, then an error.
+
+    A job's spec (`growup.study.job_spec`) carries only the values the job declares; the rest of
+    the typed `Study` is built from these placeholders, so a verb that reads an undeclared value
+    fails loudly instead of depending on a value Snakemake does not track."""
+
+    __slots__ = ("path",)
+
+    def __init__(self, path: str) -> None:
+        object.__setattr__(self, "path", path)
+
+    def _fail(self, *_: Any, **__: Any) -> Any:
+        raise GrowupError(
+            f"config key {self.path!r} is not in this job's spec: the job read a value it does not "
+            "declare; add it to the job's reads in growup.study.job_reads"
+        )
+
+    def __getitem__(self, key: Any) -> Withheld:
+        return Withheld(f"{self.path}.{key}")
+
+    def get(self, key: Any, default: Any = None) -> Withheld:
+        return Withheld(f"{self.path}.{key}")
+
+    def __getattr__(self, name: str) -> Any:
+        self._fail()
+
+    def __repr__(self) -> str:
+        return f"<withheld {self.path}>"
+
+    __bool__ = __int__ = __float__ = __index__ = __str__ = __format__ = __iter__ = __len__ = _fail
+    __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = __hash__ = __contains__ = _fail
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = __truediv__ = __rtruediv__ = _fail
+    __floordiv__ = __rfloordiv__ = __mod__ = __rmod__ = __pow__ = __rpow__ = __neg__ = __abs__ = _fail
+    __fspath__ = _fail
+
+
+KEYS_ONLY = "[]"  # a read pattern ending in `[]` (e.g. `data.languages[]`) keeps a mapping's keys only
+
+
+def _parse_patterns(reads: Sequence[str]) -> dict[str, Any]:
+    """Read patterns as a tree: a node maps a key (or `*`, any key) to its subtree, `True` (the
+    whole value) or `KEYS_ONLY` (a mapping's key set, no values)."""
+    tree: dict[str, Any] = {}
+    for pattern in reads:
+        keys_only = pattern.endswith(KEYS_ONLY)
+        *parents, last = pattern.removesuffix(KEYS_ONLY).split(".")
+        node = tree
+        for part in parents:
+            child = node.get(part)
+            if child is True:
+                break
+            if not isinstance(child, dict):
+                child = node[part] = {"*": KEYS_ONLY} if child == KEYS_ONLY else {}
+            node = child
+        else:
+            current = node.get(last)
+            if not keys_only:
+                node[last] = True
+            elif current is None:
+                node[last] = KEYS_ONLY
+            elif isinstance(current, dict):
+                current.setdefault("*", KEYS_ONLY)
+    return tree
+
+
+def project(config: Mapping[str, Any], reads: Sequence[str]) -> dict[str, Any]:
+    """`config` restricted to the values the read patterns name (same nesting, nothing else)."""
+    return _project(config, _parse_patterns(reads))
+
+
+def _project(config: Mapping[str, Any], tree: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        rule = tree.get(key, tree.get("*"))
+        if rule is None:
+            continue
+        if rule is True:
+            out[key] = value
+        elif rule == KEYS_ONLY:
+            out[key] = {k: None for k in value} if isinstance(value, Mapping) else None
+        elif isinstance(value, Mapping):
+            out[key] = _project(value, rule)
+    return out
+
+
+class SpecView(Mapping[str, Any]):
+    """A job's projected config with the read patterns that made it: declared values read as
+    usual, undeclared ones come back as `Withheld`, and a mapping can be iterated only where
+    the job declared all of its keys."""
+
+    def __init__(self, values: Mapping[str, Any], tree: Any, path: str = "") -> None:
+        self._values, self._tree, self._path = values, tree, path
+
+    @classmethod
+    def of(cls, values: Mapping[str, Any], reads: Sequence[str]) -> SpecView:
+        return cls(values, _parse_patterns(reads))
+
+    def _where(self, key: str) -> str:
+        return f"{self._path}.{key}" if self._path else str(key)
+
+    def _rule(self, key: str) -> Any:
+        if self._tree is True:
+            return True
+        if self._tree == KEYS_ONLY:
+            return None
+        return self._tree.get(key, self._tree.get("*"))
+
+    def _wrap(self, key: str, value: Any, rule: Any) -> Any:
+        if isinstance(value, Mapping):
+            return SpecView(value, rule, self._where(key))
+        if rule == KEYS_ONLY:
+            return Withheld(self._where(key))
+        return value
+
+    def __getitem__(self, key: str) -> Any:
+        rule = self._rule(key)
+        if rule is None:
+            return Withheld(self._where(key))
+        return self._wrap(key, self._values[key], rule)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        rule = self._rule(key)
+        if rule is None:
+            return Withheld(self._where(key))
+        return self._wrap(key, self._values[key], rule) if key in self._values else default
+
+    def __contains__(self, key: object) -> bool:
+        if self._tree != KEYS_ONLY and self._rule(str(key)) is None:
+            Withheld(self._where(str(key)))._fail()
+        return key in self._values
+
+    def _check_complete(self) -> None:
+        if not (self._tree is True or self._tree == KEYS_ONLY or "*" in self._tree):
+            raise GrowupError(
+                f"config key {self._path or '<top level>'!r} is iterated, but this job's spec holds "
+                f"only {sorted(self._values)} of it; declare it whole in growup.study.job_reads"
+            )
+
+    def __iter__(self) -> Iterator[str]:
+        self._check_complete()
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        self._check_complete()
+        return len(self._values)
+
+
+def _tuple(value: Any) -> Any:
+    return value if isinstance(value, Withheld) or value is None else tuple(value)
+
+
+def _float(value: Any) -> Any:
+    return value if isinstance(value, Withheld) else float(value)
+
+
+def _build(cls: type, section: Mapping[str, Any], **given: Any) -> Any:
+    """A config dataclass from a (possibly projected) mapping, field by field: absent keys take
+    the dataclass default, withheld ones stay `Withheld`."""
+    values = {}
+    for f in fields(cls):
+        if f.name in given:
+            values[f.name] = given[f.name]
+        else:
+            value = section.get(f.name, _ABSENT)
+            if value is not _ABSENT:
+                values[f.name] = value
+    return cls(**values)
+
+
+_ABSENT = object()
 
 
 @dataclass(frozen=True)
@@ -111,7 +284,7 @@ class DataSpec:
     code: SourceSpec
     softwareheritage_url: str | None
     fineweb2: SourceSpec
-    languages: tuple[LanguageSpec, ...]
+    language_table: Mapping[str, Any]  # data.languages: code -> {subset, shuffle, multiblimp}
     shuffle_seed: int
     char_budget: float
     max_epochs: float
@@ -134,11 +307,11 @@ class DataSpec:
             code=SourceSpec(code["hub_id"], code["config"], code["revision"], code.get("max_docs")),
             softwareheritage_url=code.get("softwareheritage_url"),
             fineweb2=SourceSpec(fw2["hub_id"], None, fw2["revision"], fw2.get("max_docs")),
-            languages=tuple(LanguageSpec(code=k, **v) for k, v in data["languages"].items()),
+            language_table=data["languages"],
             shuffle_seed=data["shuffle_seed"],
-            char_budget=float(data["unimax"]["char_budget"]),
-            max_epochs=float(data["unimax"]["max_epochs"]),
-            epoch_seeds=tuple(data["epoch_seeds"]),
+            char_budget=_float(data["unimax"]["char_budget"]),
+            max_epochs=_float(data["unimax"]["max_epochs"]),
+            epoch_seeds=_tuple(data["epoch_seeds"]),
             replay_english_fraction=data["replay"]["english_fraction"],
             replay_code_fraction=data["replay"]["code_fraction"],
             replay_seed=data["replay"]["seed"],
@@ -148,16 +321,19 @@ class DataSpec:
         )
 
     @property
+    def languages(self) -> tuple[LanguageSpec, ...]:
+        return tuple(self.language(code) for code in self.language_codes)
+
+    @property
     def language_codes(self) -> tuple[str, ...]:
-        return tuple(lang.code for lang in self.languages)
+        return tuple(self.language_table)
 
     def language(self, code: str) -> LanguageSpec:
-        for lang in self.languages:
-            if lang.code == code:
-                return lang
-        raise GrowupError(
-            f"unknown language {code!r}; config key 'data.languages' has {list(self.language_codes)}"
-        )
+        if code not in self.language_table:
+            raise GrowupError(
+                f"unknown language {code!r}; config key 'data.languages' has {list(self.language_codes)}"
+            )
+        return _build(LanguageSpec, self.language_table[code], code=code)
 
     @property
     def raw_datasets(self) -> tuple[str, ...]:
@@ -202,13 +378,13 @@ class TrainingSpec:
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any]) -> TrainingSpec:
-        fields = {k: v for k, v in raw.items() if k not in {"checkpoint_every", "schedules", "betas"}}
-        return cls(
-            **fields,
-            betas=tuple(raw["betas"]),
+        return _build(
+            cls,
+            raw,
+            betas=_tuple(raw["betas"]),
             checkpoint_every_base=raw["checkpoint_every"]["base"],
             checkpoint_every_adaptation=raw["checkpoint_every"]["adaptation"],
-            schedules={k: ScheduleSpec(**v) for k, v in raw["schedules"].items()},
+            schedules=Table(raw["schedules"], lambda v: _build(ScheduleSpec, v)),
         )
 
     @property
@@ -245,19 +421,7 @@ class Study:
                 f"config key 'model.hidden_size': value {model['hidden_size']} is not a multiple of "
                 f"model.num_attention_heads={model['num_attention_heads']} (transformers' Llama requires it)"
             )
-        study = cls(
-            name=config["study"],
-            seed=config["seed"],
-            hub_root=(config.get("hub") or {}).get("root"),
-            tokenizer=TokenizerSpec(
-                **{**config["tokenizer"], "train_on": tuple(config["tokenizer"].get("train_on", ()))}
-            ),
-            model=ModelSpec(**model),
-            training=TrainingSpec.from_mapping(config["training"]),
-            data=DataSpec.from_mapping(config["data"]),
-            evaluation=config["evaluation"],
-            raw=config,
-        )
+        study = cls._build(config)
         missing = sorted(set(study.data.language_codes) - set(study.training.schedules))
         if missing:
             raise GrowupError(
@@ -277,6 +441,45 @@ class Study:
                 f"allowed: {list(study.data.raw_datasets)}"
             )
         return study
+
+    @classmethod
+    def from_spec(cls, spec: Mapping[str, Any]) -> Study:
+        """The study as one job sees it: only the values its spec (`growup.study.job_spec`)
+        carries; reading any other value is an error (the config was validated when the spec
+        was made)."""
+        return cls._build(SpecView.of(spec["values"], spec["reads"]))
+
+    @classmethod
+    def _build(cls, config: Mapping[str, Any]) -> Study:
+        tokenizer, hub = config["tokenizer"], config.get("hub")
+        return cls(
+            name=config["study"],
+            seed=config["seed"],
+            hub_root=None if hub is None else hub.get("root"),
+            tokenizer=_build(TokenizerSpec, tokenizer, train_on=_tuple(tokenizer.get("train_on", ()))),
+            model=_build(ModelSpec, config["model"]),
+            training=TrainingSpec.from_mapping(config["training"]),
+            data=DataSpec.from_mapping(config["data"]),
+            evaluation=config["evaluation"],
+            raw=config,
+        )
+
+
+class Table(Mapping[str, Any]):
+    """A config mapping whose entries become typed specs when read (so a job spec that holds
+    only some entries still builds)."""
+
+    def __init__(self, source: Mapping[str, Any], build: Callable[[Any], Any]) -> None:
+        self._source, self._build = source, build
+
+    def __getitem__(self, key: str) -> Any:
+        return self._build(self._source[key])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._source)
+
+    def __len__(self) -> int:
+        return len(self._source)
 
 
 def _read_yaml(path: Path) -> Mapping[str, Any]:
@@ -300,6 +503,19 @@ def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, An
     for key, value in over.items():
         both = isinstance(value, Mapping) and isinstance(out.get(key), Mapping)
         out[key] = deep_merge(out[key], value) if both else value
+    return out
+
+
+def config_overrides(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Snakemake's `--config` values as a nested mapping: a dotted key (`training.schedules.isl.steps`)
+    stands for its path, so one value can be overridden without restating its section."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        *parents, last = str(key).split(".")
+        node = out
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = deep_merge(node[last], value) if isinstance(node.get(last), Mapping) else value
     return out
 
 

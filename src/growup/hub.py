@@ -36,6 +36,15 @@ def resolve(repo_id: str, config_root: str | None = None) -> str:
     return repo_id if root is None else str(root / repo_id)
 
 
+def unresolve(path: str, config_root: str | None = None) -> str:
+    """The Hub id of a path `resolve` returned: what an artifact records, so it does not depend on
+    where the local mirror lives."""
+    root = hub_root(config_root)
+    if root is not None and Path(path).is_relative_to(root):
+        return Path(path).relative_to(root).as_posix()
+    return path
+
+
 def load_dataset(
     repo_id: str,
     name: str | None = None,

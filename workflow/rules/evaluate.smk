@@ -1,79 +1,91 @@
-# Evaluation: every saved checkpoint of every base and adaptation run, the clone, and every merge.
+# Evaluation: every saved checkpoint of every base and adaptation run, the clone, and every merge
+# (one job per merge, grouped with the merge into few submissions on a cluster).
+
+EVAL_DIRS = [
+    *[f"evals/{run}" for run in EVALUATED_RUNS],
+    "evals/english-1x-cloned",
+    *[f"evals/merges/{m.setup}/{m.method}/{m.subset_name}" for m in MERGES],
+]
 
 
 rule eval_run:
     input:
-        config=STUDY_CONFIG,
-        extends=CONFIG_PARENTS,
-        final="checkpoints/{run}/final",
+        run="checkpoints/{run}",
     output:
         directory("evals/{run}"),
+    params:
+        spec=spec("eval run", run="{run}"),
+        root="evals",
     log:
         "logs/eval/{run}.log",
     benchmark:
-        "logs/benchmarks/eval/{run}.tsv",
-    threads: config["resources"]["threads"]
+        "logs/benchmarks/eval/{run}.tsv"
+    threads: THREADS
     resources:
         gpus=EVAL_GPUS,
         mem_mb=8000,
         runtime=120,
     shell:
-        "growup eval sweep --configfile {input.config} --run-dir checkpoints/{wildcards.run} "
-        "--model {wildcards.run} --out-root evals > {log} 2>&1"
+        "growup eval sweep --spec {params.spec:q} --run-dir {input.run} "
+        "--model {wildcards.run} --out-root {params.root} > {log} 2>&1"
 
 
 rule eval_clone:
     input:
-        config=STUDY_CONFIG,
-        extends=CONFIG_PARENTS,
-        checkpoint="checkpoints/english-1x-cloned/final",
+        checkpoint="checkpoints/english-1x-cloned",
     output:
         directory("evals/english-1x-cloned"),
+    params:
+        spec=spec("eval checkpoint"),
+        root="evals",
     log:
         "logs/eval/english-1x-cloned.log",
     benchmark:
-        "logs/benchmarks/eval/english-1x-cloned.tsv",
-    threads: config["resources"]["threads"]
+        "logs/benchmarks/eval/english-1x-cloned.tsv"
+    threads: THREADS
     resources:
         gpus=EVAL_GPUS,
         mem_mb=8000,
         runtime=60,
     shell:
-        "growup eval checkpoint --configfile {input.config} --checkpoint {input.checkpoint} "
-        "--model english-1x-cloned --step 0 --out-root evals > {log} 2>&1"
+        "growup eval checkpoint --spec {params.spec:q} --checkpoint {input.checkpoint}/final "
+        "--model english-1x-cloned --step 0 --out-root {params.root} > {log} 2>&1"
 
 
-rule eval_merges:
+rule eval_merge:
     input:
-        config=STUDY_CONFIG,
-        extends=CONFIG_PARENTS,
-        merges="merges/{setup}",
+        merge="merges/{setup}/{method}/{subset}",
     output:
-        directory("evals/merges/{setup}"),
+        directory("evals/merges/{setup}/{method}/{subset}"),
+    params:
+        spec=spec("eval merge", setup="{setup}", method="{method}", subset="{subset}"),
+    group:
+        "merges"
     log:
-        "logs/eval/merges_{setup}.log",
+        "logs/eval/merges/{setup}/{method}/{subset}.log",
     benchmark:
-        "logs/benchmarks/eval/merges_{setup}.tsv",
-    threads: config["resources"]["threads"]
+        "logs/benchmarks/eval/merges/{setup}/{method}/{subset}.tsv"
+    threads: THREADS
     resources:
         gpus=EVAL_GPUS,
         mem_mb=8000,
-        runtime=240,
+        runtime=30,
     shell:
-        "growup eval merges --configfile {input.config} --setup {wildcards.setup} --merges-root merges "
-        "--out-root {output} > {log} 2>&1"
+        "growup eval merge --spec {params.spec:q} --setup {wildcards.setup} --method {wildcards.method} "
+        "--subset {wildcards.subset} --merge {input.merge} --out {output} > {log} 2>&1"
 
 
 rule tidy:
     input:
-        config=STUDY_CONFIG,
-        extends=CONFIG_PARENTS,
         evals=EVAL_DIRS,
     output:
         "results/tables/evals.csv",
+    params:
+        spec=spec("eval tidy"),
+        root="evals",
     log:
         "logs/report/tidy.log",
     benchmark:
-        "logs/benchmarks/report/tidy.tsv",
+        "logs/benchmarks/report/tidy.tsv"
     shell:
-        "growup eval tidy --configfile {input.config} --evals evals --out {output} > {log} 2>&1"
+        "growup eval tidy --spec {params.spec:q} --evals {params.root} --out {output} > {log} 2>&1"

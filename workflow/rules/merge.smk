@@ -1,22 +1,29 @@
-# Merging: every merge of the grid (methods x subsets) of one setup in one mergekit process.
+# Merging: every merge of the grid (setup x method x subset) is a job and a target of its own,
+# e.g. `snakemake merges/2x/ties/isl+swe`. On a cluster, `group: merges` with the profile's
+# group-components bundles many small merges (and their evaluations) into one submission.
 
 
-rule merge_setup:
+rule merge:
     input:
-        config=STUDY_CONFIG,
-        extends=CONFIG_PARENTS,
-        models=lambda wc: MERGE_INPUTS[wc.setup],
+        models=lambda wc: [f"checkpoints/{run}" for run in merge_sources(STUDY, merge_of(wc))],
     output:
-        directory("merges/{setup}"),
+        config="merges/{setup}/{method}/{subset}.yaml",
+        model=directory("merges/{setup}/{method}/{subset}"),
+    params:
+        spec=spec("merge run", setup="{setup}", method="{method}", subset="{subset}"),
+        checkpoints="checkpoints",
+        root="merges",
+    group:
+        "merges"
     log:
-        "logs/merge/{setup}.log",
+        "logs/merge/{setup}/{method}/{subset}.log",
     benchmark:
-        "logs/benchmarks/merge/{setup}.tsv",
-    threads: config["resources"]["threads"]
+        "logs/benchmarks/merge/{setup}/{method}/{subset}.tsv"
+    threads: THREADS
     resources:
         gpus=EVAL_GPUS,
         mem_mb=16000,
-        runtime=240,
+        runtime=20,
     shell:
-        "growup merge run --configfile {input.config} --setup {wildcards.setup} --method all --subset all "
-        "--checkpoints checkpoints --out-root merges > {log} 2>&1"
+        "growup merge run --spec {params.spec:q} --setup {wildcards.setup} --method {wildcards.method} "
+        "--subset {wildcards.subset} --checkpoints {params.checkpoints} --out-root {params.root} > {log} 2>&1"

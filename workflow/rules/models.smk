@@ -1,55 +1,55 @@
 # Model core: the model-size table, the seed model's initialisation, and HyperCloning.
+# A checkpoint folder checkpoints/<name>/ holds final/ (and, for trained runs, step-N/ and metrics).
 
 
 rule model_sizes:
-    input:
-        config=STUDY_CONFIG,
-        extends=CONFIG_PARENTS,
     output:
         "results/tables/model_sizes.md",
+    params:
+        spec=spec("model count"),
     log:
         "logs/models/model_sizes.log",
     benchmark:
-        "logs/benchmarks/models/model_sizes.tsv",
+        "logs/benchmarks/models/model_sizes.tsv"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=5,
     shell:
-        "growup model count --configfile {input.config} --format markdown --out {output} > {log} 2>&1"
+        "growup model count --spec {params.spec:q} --format markdown --out {output} > {log} 2>&1"
 
 
 rule init_seed:
     input:
-        config=STUDY_CONFIG,
-        extends=CONFIG_PARENTS,
         tokenizer="data/tokenizer",
     output:
-        directory("checkpoints/seed/init"),
+        directory("checkpoints/init"),
+    params:
+        spec=spec("model init"),
     log:
         "logs/models/init_seed.log",
     benchmark:
-        "logs/benchmarks/models/init_seed.tsv",
+        "logs/benchmarks/models/init_seed.tsv"
     resources:
         mem_mb=8000,
         runtime=10,
     shell:
-        "growup model init --configfile {input.config} --tokenizer {input.tokenizer} --out {output} > {log} 2>&1"
+        "growup model init --spec {params.spec:q} --tokenizer {input.tokenizer} --out {output}/final > {log} 2>&1"
 
 
 rule clone:
     input:
-        config=STUDY_CONFIG,
-        extends=CONFIG_PARENTS,
-        parent="checkpoints/{parent}/final",
+        parent="checkpoints/{parent}",
     output:
-        directory("checkpoints/{parent}-cloned/final"),
+        directory("checkpoints/{parent}-cloned"),
+    params:
+        spec=spec("model clone"),
     log:
         "logs/models/clone_{parent}.log",
     benchmark:
-        "logs/benchmarks/models/clone_{parent}.tsv",
+        "logs/benchmarks/models/clone_{parent}.tsv"
     resources:
         mem_mb=16000,
         runtime=20,
     shell:
-        "growup model clone --configfile {input.config} --checkpoint {input.parent} --out {output} > {log} 2>&1"
+        "growup model clone --spec {params.spec:q} --checkpoint {input.parent}/final --out {output}/final > {log} 2>&1"

@@ -6,30 +6,23 @@ from growup.models.released import released_models
 RELEASED_MODELS = released_models(STUDY)  # every needed run has a Hub id, checked before any job
 
 
-wildcard_constraints:
-    run="|".join(TRAINED_RUNS),
-
-
 ruleorder: fetch_checkpoint > clone
 
 
 rule fetch_checkpoint:
-    input:
-        config=STUDY_CONFIG,
-        extends=CONFIG_PARENTS,
     output:
-        directory("checkpoints/{run}/final"),
+        directory("checkpoints/{model}"),
     wildcard_constraints:
-        run="|".join(RELEASED_MODELS),
+        model=_alternatives(RELEASED_MODELS),
     params:
-        hub_id=lambda wc: RELEASED_MODELS[wc.run],
+        spec=spec("model fetch", run="{model}"),
+        hub_id=lambda wc: RELEASED_MODELS[wc.model],
     log:
-        "logs/models/fetch_{run}.log",
+        "logs/models/fetch_{model}.log",
     benchmark:
-        "logs/benchmarks/models/fetch_{run}.tsv",
+        "logs/benchmarks/models/fetch_{model}.tsv"
     resources:
         mem_mb=8000,
         runtime=60,
     shell:
-        "growup model fetch --configfile {input.config} --run {wildcards.run} "
-        "--out checkpoints/{wildcards.run} > {log} 2>&1"
+        "growup model fetch --spec {params.spec:q} --run {wildcards.model} --out {output} > {log} 2>&1"

@@ -1,12 +1,8 @@
 # Report: tables, figures and the claims check, each a function of results/tables/evals.csv alone.
 
-FIGURE_NAMES = ["data_efficiency", "english_retention", "merge_heatmaps", "merged_vs_joint"]
-
 
 rule tables:
     input:
-        config=STUDY_CONFIG,
-        extends=CONFIG_PARENTS,
         evals="results/tables/evals.csv",
     output:
         report(
@@ -19,18 +15,19 @@ rule tables:
             caption="../report/tables.rst",
             category="Tables",
         ),
+    params:
+        spec=spec("report tables"),
+        out="results/tables",
     log:
         "logs/report/tables.log",
     benchmark:
-        "logs/benchmarks/report/tables.tsv",
+        "logs/benchmarks/report/tables.tsv"
     shell:
-        "growup report tables --configfile {input.config} --evals-csv {input.evals} --out-dir results/tables > {log} 2>&1"
+        "growup report tables --spec {params.spec:q} --evals-csv {input.evals} --out-dir {params.out} > {log} 2>&1"
 
 
 rule figure:
     input:
-        config=STUDY_CONFIG,
-        extends=CONFIG_PARENTS,
         evals="results/tables/evals.csv",
     output:
         pdf="results/figures/{figure}.pdf",
@@ -40,27 +37,28 @@ rule figure:
             category="Figures",
             labels={"figure": "{figure}"},
         ),
-    wildcard_constraints:
-        figure="|".join(FIGURE_NAMES),
+    params:
+        spec=spec("report figure", name="{figure}"),
+        out="results/figures",
     log:
         "logs/report/figure_{figure}.log",
     benchmark:
-        "logs/benchmarks/report/figure_{figure}.tsv",
+        "logs/benchmarks/report/figure_{figure}.tsv"
     shell:
-        "growup report figure --configfile {input.config} --evals-csv {input.evals} --name {wildcards.figure} "
-        "--out-dir results/figures > {log} 2>&1"
+        "growup report figure --spec {params.spec:q} --evals-csv {input.evals} --name {wildcards.figure} "
+        "--out-dir {params.out} > {log} 2>&1"
 
 
 rule claims:
     input:
-        config=STUDY_CONFIG,
-        extends=CONFIG_PARENTS,
         evals="results/tables/evals.csv",
     output:
         report("results/claims.md", caption="../report/claims.rst", category="Claims"),
+    params:
+        spec=spec("report claims"),
     log:
         "logs/report/claims.log",
     benchmark:
-        "logs/benchmarks/report/claims.tsv",
+        "logs/benchmarks/report/claims.tsv"
     shell:
-        "growup report claims --configfile {input.config} --evals-csv {input.evals} --out {output} > {log} 2>&1"
+        "growup report claims --spec {params.spec:q} --evals-csv {input.evals} --out {output} > {log} 2>&1"

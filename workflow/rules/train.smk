@@ -2,32 +2,33 @@
 # GPU jobs: `gres`/`nodes` (and `mpi`/`tasks` past one node) are what the SLURM executor plugin turns
 # into sbatch options (growup.train.launch says how and where the limits are); `gpus` is the world
 # size. A --resources gpus=N limit (profiles/local) scales `gpus` down, and the launch follows it.
+# A run trains in state/<run>/ (resumable; not an output, so Snakemake never deletes it) and is
+# published whole into checkpoints/<run>/ when it finishes (growup.train.publish).
 
 from growup.train.launch import gpus_per_node, launch_command, threads_per_process
-from growup.train.runs import run_slurm_resources
+from growup.train.runs import parse_run, run_slurm_resources
 
 GPUS_PER_NODE = gpus_per_node()  # GROWUP_GPUS_PER_NODE, default 8
 
 
-wildcard_constraints:
-    run="|".join(TRAINED_RUNS),
-    parent="seed|english-1x",
+def _budgets(wc):
+    """data/unimax.json, for the runs whose data schedule it sets (language and multilingual)."""
+    kind, _, _ = parse_run(STUDY, wc.run)
+    return ["data/unimax.json"] if kind in ("language", "multilingual") else []
 
 
 rule train:
     input:
-        config=STUDY_CONFIG,
-        extends=CONFIG_PARENTS,
-        start=lambda wc: f"checkpoints/{start_checkpoint(STUDY, wc.run)}",
+        start=lambda wc: checkpoint_dir(start_checkpoint(STUDY, wc.run)),
         data=lambda wc: [f"data/packed/{d}" for d in run_datasets(STUDY, wc.run)],
-        budgets="data/unimax.json",
+        budgets=_budgets,
     output:
-        directory("checkpoints/{run}/final"),
+        directory("checkpoints/{run}"),
     log:
         "logs/train/{run}.log",
     benchmark:
-        "logs/benchmarks/train/{run}.tsv",
-    threads: config["resources"]["threads"]
+        "logs/benchmarks/train/{run}.tsv"
+    threads: THREADS
     resources:
         gpus=lambda wc: run_resources(STUDY, wc.run)["gpus"],
         mem_mb=lambda wc: run_resources(STUDY, wc.run)["mem_mb"],
@@ -38,10 +39,13 @@ rule train:
         tasks=lambda wc: run_slurm_resources(STUDY, wc.run, GPUS_PER_NODE)["tasks"],
         tasks_per_gpu=lambda wc: run_slurm_resources(STUDY, wc.run, GPUS_PER_NODE)["tasks_per_gpu"],
     params:
+        spec=spec("train", run="{run}"),
+        work="state/{run}",
+        data="data",
         launch=lambda wc, resources, threads: launch_command(
             resources.gpus, GPUS_PER_NODE, threads, STUDY.training.mixed_precision
         ),
         threads=lambda wc, resources, threads: threads_per_process(threads, resources.gpus, GPUS_PER_NODE),
     shell:
-        "{params.launch} --configfile {input.config} --run {wildcards.run} --init {input.start} "
-        "--out checkpoints/{wildcards.run} --data-dir data --threads {params.threads} > {log} 2>&1"
+        "{params.launch} --spec {params.spec:q} --run {wildcards.run} --init {input.start}/final "
+        "--work {params.work} --out {output} --data-dir {params.data} --threads {params.threads} > {log} 2>&1"

@@ -29,7 +29,7 @@ def fetch(study: Study, source: str, raw_dir: str | os.PathLike[str]) -> list[Pa
         return [write_raw(raw_dir / name, *part) for name, part in parts.items()]
     if source == "code":
         return [write_raw(raw_dir / "code", *sources.code_documents(study))]
-    if source in study.data.language_codes:
+    if source in study.data.language_table:
         return [write_raw(raw_dir / source, *sources.language_documents(study, study.data.language(source)))]
     allowed = [*FETCHABLE, *study.data.language_codes]
     raise GrowupError(f"unknown source {source!r}; allowed: {allowed}")

@@ -230,4 +230,7 @@ def evaluate(lm: Any, study: Study, tasks: list[str], limit: int | None = None) 
     )
     for key in VOLATILE:
         results.pop(key, None)
+    for cfg in results.get("configs", {}).values():  # Hub ids, not where the mirror lives
+        if isinstance(cfg.get("dataset_path"), str):
+            cfg["dataset_path"] = hub.unresolve(cfg["dataset_path"], study.hub_root)
     return results

@@ -62,8 +62,10 @@ def evaluate_checkpoint(
     out_root: str | os.PathLike[str],
     tasks: list[str] | None = None,
     limit: int | None = None,
+    out_dir: str | os.PathLike[str] | None = None,
 ) -> Path:
-    """Evaluate one checkpoint on every task; write evals/<model>/<step>/ atomically."""
+    """Evaluate one checkpoint on every task; write evals/<model>/<step>/ (or `out_dir`/<step>)
+    atomically."""
     tasks = tasks or study_tasks(study)
     limit = limit if limit is not None else study.evaluation.get("limit")
     model = load_checkpoint(checkpoint, dtype=study.evaluation.get("dtype", "auto"))
@@ -81,7 +83,7 @@ def evaluate_checkpoint(
         "prefix": study.evaluation.get("prefix", "eos"),
         "limit": limit,
     }
-    out = Path(out_root) / model_name / step
+    out = Path(out_dir or Path(out_root) / model_name) / step
     with atomic_dir(out) as tmp:
         for task in tasks:
             one, samples = _task_files(results, task, meta)

@@ -2,14 +2,16 @@
 
 Grid: methods × setups × language subsets (every subset of at least `min_languages` study
 languages, or an explicit list). At paper scale: 5 methods × 3 setups × 26 subsets = 390 merges.
-Each merge is a plain mergekit config (`merges/<setup>/<method>/<subset>.yaml`) with absolute local
-model paths, runnable with `mergekit-yaml` alone.
+Each merge is a plain mergekit config (`merges/<setup>/<method>/<subset>.yaml`) whose model paths
+are relative to the checkout (so the file is the same wherever the study is built), runnable with
+`mergekit-yaml` alone from the checkout's root.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +24,7 @@ from growup.errors import GrowupError
 from growup.train.runs import SETUPS
 
 SEPARATOR = "+"
+METHOD_NAME = re.compile(r"[a-z][a-z0-9_]*")
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,23 @@ class Merge:
 
     def model_path(self, root: str | os.PathLike[str]) -> Path:
         return Path(root) / self.setup / self.method / self.subset_name
+
+    @classmethod
+    def parse(cls, study: Study, setup: str, method: str, subset: str) -> Merge:
+        """One merge from its path parts, checked against the config's setups, methods and
+        languages (not the whole grid, so a job that merges one subset reads only its values)."""
+        if setup not in SETUPS:
+            raise GrowupError(f"merge setup {setup!r} is not one of {list(SETUPS)}")
+        if not METHOD_NAME.fullmatch(method):
+            raise GrowupError(f"merge method {method!r} is not a method name (letters, digits, '_')")
+        languages = tuple(subset.split(SEPARATOR))
+        unknown = [lang for lang in languages if lang not in study.data.language_table]
+        if unknown or len(languages) < 2 or len(set(languages)) != len(languages):
+            raise GrowupError(
+                f"merge subset {subset!r} must join two or more distinct study languages with "
+                f"{SEPARATOR!r}; languages: {list(study.data.language_codes)}"
+            )
+        return cls(setup, method, languages)
 
 
 def merging(study: Study) -> Mapping[str, Any]:
@@ -79,15 +99,24 @@ def task_vector_base(study: Study, setup: str) -> str:
     return merging(study)["base"][setup]
 
 
+def merge_sources(study: Study, merge: Merge) -> list[str]:
+    """The runs whose final checkpoints a merge reads: its languages' runs, then its task-vector
+    base when the method uses one."""
+    method = merging(study)["methods"][merge.method]
+    runs = [f"{lang}-{merge.setup}" for lang in merge.subset]
+    return [*runs, task_vector_base(study, merge.setup)] if method.get("base") else runs
+
+
 def merge_config(study: Study, merge: Merge, checkpoints: str | os.PathLike[str]) -> dict[str, Any]:
-    """The mergekit config of one merge, with absolute paths to each run's final checkpoint."""
+    """The mergekit config of one merge, with each run's final checkpoint as a path relative to
+    the checkout (`checkpoints` as given); `growup.merge.run` resolves them when it merges."""
     cfg = merging(study)
     method = cfg["methods"].get(merge.method)
     if method is None:
         raise GrowupError(
             f"unknown merge method {merge.method!r}; config key 'merging.methods' has {list(cfg['methods'])}"
         )
-    root = Path(checkpoints).resolve()
+    root = Path(checkpoints)
     models = [
         {
             "model": str(root / f"{lang}-{merge.setup}" / "final"),
@@ -112,7 +141,7 @@ def to_yaml(config: Mapping[str, Any], random_seed: int | None) -> str:
     seed = f" --random-seed {random_seed}" if random_seed is not None else ""
     header = (
         "# growup merge config (mergekit format). Rerun alone with:\n"
-        f"#   mergekit-yaml THIS_FILE OUT_DIR{seed} --trust-remote-code\n"
+        f"#   mergekit-yaml THIS_FILE OUT_DIR{seed} --trust-remote-code   (from the checkout's root)\n"
         "# (--trust-remote-code: plain transformers loads HyperLlama checkpoints, which carry their code)\n"
     )
     return header + yaml.safe_dump(dict(config), sort_keys=False)

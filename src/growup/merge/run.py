@@ -33,13 +33,35 @@ def register_hyperllama_architecture() -> None:
     NAME_TO_ARCH["HyperLlamaForCausalLM"] = [_load_architecture_json(json.dumps(llama))]
 
 
-def check_local(config: dict[str, Any]) -> None:
-    """Every model must be an existing local checkpoint: no silent fallback to the Hub."""
-    for path in referenced_paths(config):
-        if not Path(path).is_absolute():
-            raise GrowupError(f"merge model path {path!r} is not absolute")
-        if not (Path(path) / "config.json").is_file():
+def resolve_paths(config: dict[str, Any], root: Path) -> dict[str, Any]:
+    """`config` with every model path made absolute against `root` (the checkout), checked to be
+    an existing local checkpoint: mergekit would read a relative path that is missing as a Hub id."""
+
+    def local(path: str) -> str:
+        full = (root / path).resolve()
+        if not (full / "config.json").is_file():
             raise GrowupError(f"merge model {path!r} does not exist (no config.json): train or pull it first")
+        return str(full)
+
+    out = dict(config, models=[dict(m, model=local(m["model"])) for m in config["models"]])
+    if "base_model" in config:
+        out["base_model"] = local(config["base_model"])
+    return out
+
+
+def _unresolve(folder: Path, config: dict[str, Any], resolved: dict[str, Any]) -> None:
+    """Write the checkout-relative paths back into the files mergekit writes beside the weights
+    (its config copy and model card), so a merge is the same bytes wherever it was built."""
+    pairs = sorted(
+        zip(referenced_paths(resolved), referenced_paths(config), strict=True), key=lambda p: -len(p[0])
+    )
+    for name in ("mergekit_config.yml", "README.md"):
+        path = folder / name
+        if path.is_file():
+            text = path.read_text(encoding="utf-8")
+            for absolute, relative in pairs:
+                text = text.replace(absolute, relative)
+            path.write_text(text, encoding="utf-8")
 
 
 def run_merge(
@@ -47,17 +69,19 @@ def run_merge(
     out: str | os.PathLike[str],
     random_seed: int | None = 0,
     yaml_out: str | os.PathLike[str] | None = None,
+    root: str | os.PathLike[str] = ".",
 ) -> Path:
-    """Merge per `config` into `out` (atomically); also write the YAML if `yaml_out` is given."""
+    """Merge per `config` (model paths relative to `root`) into `out` atomically; also write the
+    YAML if `yaml_out` is given. Stored files keep the relative paths."""
     from mergekit.config import MergeConfiguration
     from mergekit.merge import MergeOptions
     from mergekit.merge import run_merge as mergekit_run
 
-    check_local(config)
+    resolved = resolve_paths(config, Path(root))
     if yaml_out is not None:
         atomic_write_text(yaml_out, to_yaml(config, random_seed))
     register_hyperllama_architecture()
-    merge_config = MergeConfiguration.model_validate(config)
+    merge_config = MergeConfiguration.model_validate(resolved)
     options = MergeOptions(
         cuda=torch.cuda.is_available(),
         copy_tokenizer=True,
@@ -71,6 +95,7 @@ def run_merge(
     try:
         with atomic_dir(out) as tmp:
             mergekit_run(merge_config, str(tmp), options=options)
+            _unresolve(tmp, config, resolved)
     finally:
         if previous is None:
             os.environ.pop("HF_HUB_OFFLINE", None)

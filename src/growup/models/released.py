@@ -52,9 +52,9 @@ def released_models(study: Study) -> dict[str, str]:
 
 
 def _trained_totals(study: Study, checkpoint: str) -> tuple[int, float]:
-    """Cumulative (tokens, FLOPs) behind `<run>/final`, `<run>-cloned/final` or `seed/init`."""
+    """Cumulative (tokens, FLOPs) behind `<run>/final`, `<run>-cloned/final` or `init/final`."""
     run = checkpoint.split("/")[0]
-    if checkpoint == "seed/init":
+    if checkpoint == "init/final":
         return 0, 0.0
     if run.endswith("-cloned"):
         return _trained_totals(study, f"{run.removesuffix('-cloned')}/final")

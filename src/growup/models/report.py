@@ -9,6 +9,7 @@ from typing import Any
 
 from transformers import LlamaConfig
 
+from growup.config import Study
 from growup.errors import GrowupError
 from growup.models.flops import attention_flops_per_token, count_parameters, flops_per_token_6n
 
@@ -47,14 +48,12 @@ def _checkpoint_config(checkpoint: str | os.PathLike[str]) -> LlamaConfig:
 
 
 def count_rows(
-    configfile: str | None = None, checkpoint: str | None = None, seq_len: int | None = None
+    study: Study | None = None, checkpoint: str | None = None, seq_len: int | None = None
 ) -> list[dict[str, Any]]:
-    """Rows for a study config (its 1x model and clone) or for one checkpoint."""
-    if configfile:
-        from growup.config import load_config
+    """Rows for a study (its 1x model and clone) or for one checkpoint."""
+    if study is not None:
         from growup.models.build import study_configs
 
-        study = load_config(configfile)
         seq = seq_len or study.training.sequence_length
         return [count_row(name, cfg, seq) for name, cfg in study_configs(study).items()]
     if checkpoint:

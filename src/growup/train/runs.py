@@ -38,15 +38,19 @@ def trained_runs(study: Study) -> list[str]:
 
 
 def parse_run(study: Study, name: str) -> tuple[str, str | None, str | None]:
-    """(kind, language, setup) of a run name; an unknown name is an error listing the valid ones."""
-    if name not in trained_runs(study):
-        raise GrowupError(f"unknown run {name!r}; runs of this study: {trained_runs(study)}")
+    """(kind, language, setup) of a run name; an unknown name is an error listing the valid ones.
+    Parsed by shape and one language lookup, so a job that declares one language can parse it."""
     if name == "seed":
         return "seed", None, None
-    lang, setup = name.split("-", 1)
-    if lang == "english":
-        return "english", None, setup
-    return ("multilingual" if lang == "multilingual" else "language"), lang, setup
+    lang, _, setup = name.partition("-")
+    if setup in SETUPS:
+        if lang == "english" and setup != "1x-cloned":
+            return "english", None, setup
+        if lang == "multilingual":
+            return "multilingual", lang, setup
+        if lang not in ("english", "multilingual") and lang in study.data.language_table:
+            return "language", lang, setup
+    raise GrowupError(f"unknown run {name!r}; runs of this study: {trained_runs(study)}")
 
 
 def language_phases(study: Study, lang: str, budgets: dict) -> list[Phase]:
@@ -102,7 +106,7 @@ def start_checkpoint(study: Study, name: str) -> str:
     """The run (or clone) whose final checkpoint a run starts from, by the study's lineage."""
     kind, _, setup = parse_run(study, name)
     if kind == "seed":
-        return "seed/init"
+        return "init/final"
     if kind == "english":
         return "seed/final" if setup == "1x" else "seed-cloned/final"
     return {"1x": "english-1x/final", "1x-cloned": "english-1x-cloned/final", "2x": "english-2x/final"}[setup]

@@ -1,0 +1,63 @@
+# Globals every rule file shares: the validated study, the grid it implies, and one helper that
+# turns a job into its spec (the config values that job reads, a param: growup.study).
+# No rule takes the config file as an input: a job reruns when a value it reads changes (its
+# `spec` param), never because the file was touched or a comment edited.
+
+import os
+import re
+
+from growup.config import Study, config_overrides, deep_merge, resolve_config
+from growup.merge.grid import Merge, merge_grid, merge_sources
+from growup.report.figures import FIGURES
+from growup.study import spec_json
+from growup.train.runs import SETUPS, run_datasets, run_resources, start_checkpoint, trained_runs
+
+# A --configfile on the command line wins over the default; --config key=value (or a dotted
+# key, e.g. --config training.schedules.isl.steps=30) overrides values like editing the file.
+STUDY_CONFIG = (workflow.overwrite_configfiles or ["config/config.yaml"])[-1]
+STUDY = Study.from_mapping(
+    deep_merge(resolve_config(STUDY_CONFIG), config_overrides(workflow.config_settings.config or {})),
+    source=STUDY_CONFIG,
+)
+config.clear()
+config.update(STUDY.raw)
+RELEASED = bool(config.get("released"))  # published checkpoints stand in for training
+# evaluation and merging use a GPU whenever the study trains on GPUs (a profile's gpus limit counts them)
+EVAL_GPUS = int(any(config["resources"]["gpus"].values()))
+THREADS = config["resources"]["threads"]
+
+LANGUAGES = list(STUDY.data.language_codes)
+RAW_DATASETS = list(STUDY.data.raw_datasets)
+TRAINED_RUNS = trained_runs(STUDY)
+EVALUATED_RUNS = [r for r in TRAINED_RUNS if r != "seed"]
+MERGES = merge_grid(STUDY)
+FIGURE_NAMES = list(FIGURES)
+
+
+def spec(job, **args):
+    """A params function: the job's spec, with `{name}` arguments filled from its wildcards."""
+    return lambda wc: spec_json(STUDY, job, **{k: v.format(**wc) for k, v in args.items()})
+
+
+def checkpoint_dir(run_final):
+    """checkpoints/<run> of a `<run>/final` name (growup.train.runs.start_checkpoint)."""
+    return "checkpoints/" + run_final.removesuffix("/final")
+
+
+def merge_of(wc):
+    return Merge(wc.setup, wc.method, tuple(wc.subset.split("+")))
+
+
+def _alternatives(names):
+    return "|".join(re.escape(n) for n in sorted(set(names), key=len, reverse=True))
+
+
+wildcard_constraints:
+    lang=_alternatives(LANGUAGES),
+    dataset=_alternatives(RAW_DATASETS),
+    run=_alternatives(TRAINED_RUNS),
+    parent="seed|english-1x",
+    setup=_alternatives(SETUPS),
+    method=_alternatives({m.method for m in MERGES}),
+    subset=_alternatives({m.subset_name for m in MERGES}),
+    figure=_alternatives(FIGURE_NAMES),
