@@ -94,8 +94,15 @@ def data_efficiency(df: pd.DataFrame) -> plt.Figure:
     axes[-1][1].set_xlabel("adaptation training FLOPs (6N + attention)")
     axes[0][0].set_title("per token")
     axes[0][1].set_title("per FLOP (rings: FLOP-matched to 1x final)")
-    axes[0][0].legend(frameon=False, fontsize=8)
+    _legend(fig, axes[0][0])
     return fig
+
+
+def _legend(fig: plt.Figure, ax: plt.Axes) -> None:
+    """One legend for the figure, above the panels, where it hides no curve or band."""
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="outside upper center", ncol=len(labels), frameon=False, fontsize=8)
 
 
 def english_retention(df: pd.DataFrame) -> plt.Figure:
@@ -121,7 +128,7 @@ def english_retention(df: pd.DataFrame) -> plt.Figure:
         ax.set_title(title)
         ax.set_xlabel("adaptation tokens")
     axes[0][0].set_ylabel("accuracy (mean over languages)")
-    axes[0][0].legend(frameon=False, fontsize=8)
+    _legend(fig, axes[0][0])
     return fig
 
 
@@ -225,9 +232,9 @@ def _texts(fig: plt.Figure) -> list[tuple[str, matplotlib.text.Text, int]]:
                 for label in (tick.label1, tick.label2):
                     if label.get_visible() and label.get_text():
                         found.append((f"axes {n} {name}-tick {label.get_text()!r}", label, n))
-            label = axis.label
-            if label.get_visible() and label.get_text():
-                found.append((f"axes {n} {name}-label {label.get_text()!r}", label, n))
+            for label, what in ((axis.label, "label"), (axis.offsetText, "offset")):
+                if label.get_visible() and label.get_text():
+                    found.append((f"axes {n} {name}-{what} {label.get_text()!r}", label, n))
         for title in (ax.title, ax._left_title, ax._right_title):
             if title.get_visible() and title.get_text():
                 found.append((f"axes {n} title {title.get_text()!r}", title, n))
@@ -237,6 +244,8 @@ def _texts(fig: plt.Figure) -> list[tuple[str, matplotlib.text.Text, int]]:
         found += [
             (f"axes {n} text {t.get_text()!r}", t, n) for t in ax.texts if t.get_visible() and t.get_text()
         ]
+    for legend in fig.legends:
+        found += [(f"figure legend {t.get_text()!r}", t, -1) for t in legend.get_texts() if t.get_text()]
     return found
 
 
