@@ -81,6 +81,23 @@ def test_pairing_shrinks_the_interval_of_a_difference():
     assert high - low < 0.03  # unpaired: about 2 × 1.96 × sqrt(2 × 0.21 / 500) = 0.11
 
 
+def test_a_cell_on_part_of_the_pairs_is_resampled_with_them():
+    """A model scored on 100 of a task's 400 pairs (another `evaluation.limit`): its interval is
+    that of 100 pairs, and its replicates do not depend on which other cells were asked first."""
+    pairs = pairs_with({"full": 0.5}, 400)
+    pairs.add(("part", "final", "t", "acc"), range(100), [1] * 60 + [0] * 40)
+    key = ("part", "final", "t", "acc")
+    first = Bootstrap(pairs, 2000, 0)
+    reps = first.replicates(key)
+    low, high = interval(reps, 0.95)
+    assert first.point(key) == 0.6 and high - low == pytest.approx(2 * 1.96 * math.sqrt(0.24 / 100), abs=0.02)
+    second = Bootstrap(pairs, 2000, 0)
+    second.replicates(("full", "final", "t", "acc"))
+    assert (second.replicates(key) == reps).all()
+    with pytest.raises(GrowupError, match="no per-pair verdicts"):
+        first.replicates(("absent", "final", "t", "acc"))
+
+
 def test_pairs_file_round_trip(tmp_path):
     pairs = pairs_with({"a": 0.5, "b": 0.9}, 37)
     pairs.add(("c", "3", "u", "acc_norm"), [5, 2, 9], [1, 0, 1])

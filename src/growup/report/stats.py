@@ -116,7 +116,9 @@ class Bootstrap:
             rng = np.random.default_rng([self.seed, zlib.crc32(task.encode())])
             draws = rng.integers(0, n, size=(self.resamples, n))
             flat = (draws + np.arange(self.resamples)[:, None] * n).ravel()
-            self._counts[task] = np.bincount(flat, minlength=self.resamples * n).reshape(self.resamples, n)
+            counts = np.bincount(flat, minlength=self.resamples * n).reshape(self.resamples, n)
+            # float32 holds these small integer counts and their sums exactly, at half the memory
+            self._counts[task] = counts.astype(np.float32)
         return self._counts[task]
 
     def point(self, key: Key) -> float:
@@ -127,19 +129,30 @@ class Bootstrap:
             raise GrowupError(f"no per-pair verdicts for {key} (model, step, task, metric)")
         return self.pairs.cells[key]
 
+    def _fill(self, task: str) -> None:
+        """Replicates of every cell of `task` scored on all of its pairs, in one matrix product."""
+        universe = self._universe[task]
+        keys = [
+            k
+            for k, c in self.pairs.cells.items()
+            if k[2] == task and k not in self._reps and len(c.doc_ids) == len(universe)
+        ]
+        if keys:
+            hits = np.stack([self.pairs.cells[k].correct for k in keys], axis=1).astype(np.float32)
+            reps = (self.counts(task) @ hits).astype(np.float64) / len(universe)
+            self._reps.update({k: reps[:, i] for i, k in enumerate(keys)})
+
     def replicates(self, key: Key) -> np.ndarray:
         """The cell's accuracy in every resample (shape: resamples)."""
         if key not in self._reps:
-            cell = self.cell(key)
-            counts = self.counts(key[2])
-            universe = self._universe[key[2]]
-            if len(universe) == len(cell.doc_ids):
-                sub = counts
-            else:
-                sub = counts[:, np.searchsorted(universe, cell.doc_ids)]
-            total = sub.sum(axis=1).astype(np.float64)
+            self.cell(key)  # names a missing cell
+            self._fill(key[2])
+        if key not in self._reps:  # a cell scored on part of the task's pairs
+            cell, universe = self.cell(key), self._universe[key[2]]
+            sub = self.counts(key[2])[:, np.searchsorted(universe, cell.doc_ids)]
+            total = sub.sum(axis=1, dtype=np.float64)
             with np.errstate(invalid="ignore", divide="ignore"):
-                reps = (sub @ cell.correct) / total
+                reps = (sub @ cell.correct.astype(np.float32)).astype(np.float64) / total
             # a resample that drew none of a subset's pairs: its full-sample accuracy stands in
             self._reps[key] = np.where(total > 0, reps, cell.correct.mean())
         return self._reps[key]
