@@ -30,6 +30,7 @@ def final_scores(df: pd.DataFrame) -> pd.DataFrame:
     table = pd.concat(parts, axis=1)
     names = sorted(c for c in parts[0].columns)
     table = table[[c + s for c in names for s in ("", *BOUNDS)]]
+    table = table[table[names].notna().any(axis=1)]  # dropna=False spans every index pair
     return table.sort_index().round(4)
 
 
