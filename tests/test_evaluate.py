@@ -121,8 +121,10 @@ def test_sweep_writes_lm_eval_json_and_tidy_rows(study, checkpoint, tmp_path):
     result = json.loads((tmp_path / "evals" / "toy" / "10" / "multiblimp_fao.json").read_text())
     assert set(result["results"]) == {"multiblimp_fao"} and result["growup"]["tokens"] == 123
     assert "date" not in result
-    rows = collect(tmp_path / "evals", {"fao": "fao"})
-    assert len(rows) == 3 * 2 * 2  # points x tasks x (acc, acc_norm)
+    rows, pairs = collect(tmp_path / "evals", {"fao": "fao"}, 0.95, 200, 0)
+    assert len(rows) == len(pairs) == 3 * 2 * 2  # points x tasks x (acc, acc_norm)
+    assert all(r["ci_low"] <= r["value"] <= r["ci_high"] and r["ci_high"] - r["ci_low"] > 0.05 for r in rows)
+    assert collect(tmp_path / "evals", {"fao": "fao"}, 0.95, 200, 0)[0] == rows  # seeded: the same intervals
     fao = [r for r in rows if r["task"] == "multiblimp_fao" and r["metric"] == "acc"]
     assert [r["step"] for r in fao] == ["0", "10", "20"]
     assert fao[1]["value"] == result["results"]["multiblimp_fao"]["acc,none"] and fao[1]["language"] == "fao"

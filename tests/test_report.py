@@ -1,71 +1,29 @@
-"""Reports from a hand-made evaluation table: model-name parsing, tables, claims verdicts, figures."""
+"""Reports from synthetic evaluations whose answer is known: model-name parsing, tables with
+intervals, claims verdicts (holds / does not hold / inconclusive), figures."""
 
 from __future__ import annotations
 
-import pandas as pd
+import re
+
 import pytest
+from synthetic_evals import study
 
 from growup.report import claims, tables
 from growup.report.figures import FIGURES, render
-from growup.report.frame import parse_model
+from growup.report.frame import load, parse_model
+
+VERDICT = re.compile(r"^## (\d[ab]?)\. .*: \*\*(holds|does not hold|inconclusive)\*\*$")
 
 
-def row(model, step, task, language, value, tokens=0, benchmark="multiblimp"):
-    return {
-        "model": model,
-        "step": str(step),
-        "task": task,
-        "benchmark": benchmark,
-        "language": language,
-        "metric": "acc",
-        "value": value,
-        "stderr": 0.01,
-        "n": 100,
-        "tokens": tokens,
-        "flops": tokens * 10.0,
-        "total_tokens": tokens,
-        "total_flops": tokens * 10.0,
-    }
+def verdicts(text: str) -> dict[str, str]:
+    return {m[1]: m[2] for line in text.splitlines() if (m := VERDICT.match(line))}
 
 
-def table(upscaled_better: bool) -> pd.DataFrame:
-    """Two languages, three setups, base models, joint runs and merges, with a chosen winner."""
-    good, bad = (0.8, 0.6) if upscaled_better else (0.6, 0.8)
-    rows = []
-    for setup in ("1x", "1x-cloned", "2x"):
-        start = {"1x": "english-1x", "1x-cloned": "english-1x-cloned", "2x": "english-2x"}[setup]
-        for lang in ("ekk", "fao"):
-            rows.append(row(start, 0, f"multiblimp_{lang}", lang, 0.5))
-        rows += [
-            row(start, 0, "multiblimp_eng", "eng", 0.7),
-            row(start, 0, "blimp", "eng", 0.7, benchmark="blimp"),
-        ]
-        final = bad if setup == "1x" else good
-        for lang in ("ekk", "fao"):
-            rows += [
-                row(f"{lang}-{setup}", 10, f"multiblimp_{lang}", lang, (0.5 + final) / 2, 100),
-                row(f"{lang}-{setup}", 20, f"multiblimp_{lang}", lang, final, 200),
-            ]
-            english = 0.4 if setup == "1x" else 0.6
-            if not upscaled_better:
-                english = 0.6 if setup == "1x" else 0.4
-            rows += [
-                row(f"{lang}-{setup}", 20, "multiblimp_eng", "eng", english, 200),
-                row(f"{lang}-{setup}", 20, "blimp", "eng", english, 200, benchmark="blimp"),
-            ]
-        for lang in ("ekk", "fao"):
-            rows.append(
-                row(f"multilingual-{setup}", 20, f"multiblimp_{lang}", lang, 0.9 if upscaled_better else 0.1)
-            )
-        for method, bonus in (("linear", 0.0), ("ties", 0.1)):
-            merged = final - 0.2 + bonus
-            for lang in ("ekk", "fao"):
-                rows.append(
-                    row(f"merge-{setup}-{method}-ekk+fao", "final", f"multiblimp_{lang}", lang, merged)
-                )
-            rows.append(row(f"merge-{setup}-{method}-ekk+fao", "final", "multiblimp_eng", "eng", 0.5))
-    df = pd.DataFrame(rows)
-    return df.join(df["model"].apply(parse_model).apply(pd.Series))
+def markdown(mode: str, n: int, spread: float = 0.05) -> str:
+    df, pairs = study(mode, n=n)
+    return claims.claims_markdown(
+        df, pairs, confidence=0.95, resamples=1000, seed=0, spread=spread, study="test"
+    )
 
 
 def test_parse_model_names():
@@ -81,29 +39,72 @@ def test_parse_model_names():
     assert parse_model("english-1x")["kind"] == "base"
 
 
-@pytest.mark.parametrize("better", [True, False])
-def test_claims_follow_the_numbers(better):
-    text = claims.claims_markdown(table(better), spread=0.05, study="test")
-    verdicts = [line.split(": ", 1)[1] for line in text.splitlines() if line.startswith("## ")]
-    expected = "**holds**" if better else "**does not hold**"
-    assert verdicts[0] == expected  # data efficiency
-    assert verdicts[1] == expected  # forgetting
-    assert verdicts[2] == expected  # merging vs joint and upscaled merges
-    assert verdicts[3] == "**holds**"  # linear vs ties differ by 0.1 >= 0.05
-    assert "spread" in text
+@pytest.mark.parametrize(
+    ("mode", "n", "expected"),
+    [
+        ("better", 2000, "holds"),
+        ("worse", 2000, "does not hold"),
+        ("tiny", 50, "inconclusive"),
+    ],
+)
+def test_claims_follow_the_per_pair_results(mode, n, expected):
+    text = markdown(mode, n)
+    found = verdicts(text)
+    assert list(found) == ["1a", "1b", "2", "3a", "3b", "4"]
+    assert {k: v for k, v in found.items() if k != "4"} == dict.fromkeys(
+        ["1a", "1b", "2", "3a", "3b"], expected
+    )
+    # methods differ by 0.1 > 0.05 on 2,000 pairs; by 0.02 on 50 pairs nothing is decided
+    assert found["4"] == ("inconclusive" if mode == "tiny" else "holds")
+    assert "Holm" in text and "95% interval" in text
 
 
-def test_tables():
-    df = table(True)
+def test_every_claim_row_has_a_difference_an_interval_and_a_decision():
+    text = markdown("better", 200)
+    rows = [
+        line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| language |")
+    ]
+    body = [r for r in rows if re.search(r"\[[+-]\d\.\d{3}, [+-]\d\.\d{3}\]", r)]
+    assert len(body) >= 6 * 2
+    assert all(r.rstrip(" |").split(" | ")[-1] in {"for", "against", "undecided"} for r in body)
+
+
+def test_spread_threshold_is_the_null_value():
+    assert verdicts(markdown("better", 2000, spread=0.05))["4"] == "holds"
+    assert verdicts(markdown("better", 2000, spread=0.2))["4"] == "does not hold"
+
+
+def test_claims_repeat_exactly():
+    assert markdown("tiny", 50) == markdown("tiny", 50)
+
+
+def test_tables_carry_intervals(tmp_path):
+    df, _ = study("better", n=200)
     final = tables.final_scores(df)
     assert final.loc[("ekk", "2x"), "multiblimp_ekk"] == 0.8
+    low, high = final.loc[("ekk", "2x"), ["multiblimp_ekk_low", "multiblimp_ekk_high"]]
+    assert low < 0.8 < high and high - low < 0.2
     merges = tables.merge_table(df)
     assert len(merges) == 6 and set(merges["method"]) == {"linear", "ties"}
+    assert (merges["target_acc_low"] < merges["target_acc"]).all()
+    tables.write(final, tmp_path / "final_scores")
+    md = (tmp_path / "final_scores.md").read_text()
+    assert re.search(r"0\.800 \[0\.7\d\d, 0\.8\d\d\]", md) and "_low" not in md
+
+
+def test_old_evals_csv_without_intervals_still_loads(tmp_path):
+    df, _ = study("better", n=50)
+    old = df.drop(columns=["ci_low", "ci_high", "kind", "run_language", "setup", "method", "subset"])
+    old.to_csv(tmp_path / "evals.csv", index=False)
+    loaded = load(tmp_path / "evals.csv")
+    assert loaded["ci_low"].isna().all()
+    assert "multiblimp_ekk" in tables.with_intervals(tables.final_scores(loaded)).columns
 
 
 @pytest.mark.parametrize("name", FIGURES)
 def test_figures_render(name, tmp_path):
-    paths = render(name, table(True), tmp_path)
+    df, _ = study("better", n=50)
+    paths = render(name, df, tmp_path)
     assert [p.suffix for p in paths] == [".pdf", ".png"] and all(p.stat().st_size > 1000 for p in paths)
-    again = render(name, table(True), tmp_path / "again")
+    again = render(name, df, tmp_path / "again")
     assert again[1].read_bytes() == paths[1].read_bytes()  # PNG bytes are stable

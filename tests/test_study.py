@@ -25,7 +25,11 @@ def test_mini_study_builds_every_figure_table_and_the_claims(study_repo):
     sizes = (study_repo / "results" / "tables" / "model_sizes.md").read_text()
     assert "| 1x | 0.59M |" in sizes and "| clone-x2 | 1.97M |" in sizes
     claims = (study_repo / "results" / "claims.md").read_text()
-    assert claims.count("## ") == 4 and claims.count("**holds**") + claims.count("**does not hold**") == 4
+    verdicts = re.findall(r"^## (\d[ab]?)\. .*: \*\*(holds|does not hold|inconclusive)\*\*$", claims, re.M)
+    assert [claim for claim, _ in verdicts] == ["1a", "1b", "2", "3a", "3b", "4"], claims
+    assert "## Verdict rule" in claims and claims.count("| 95% interval |") == 6
+    for log in (study_repo / "logs" / "report").glob("figure_*.log"):
+        assert "clipped" not in log.read_text() and "overlaps" not in log.read_text()
     assert "Nothing to be done" in run_tool(study_repo, "snakemake", "-n")
     assert "Data and pipelines are up to date" in run_tool(study_repo, "dvc", "status")
     outs = {

@@ -282,8 +282,12 @@ def _eval(args: argparse.Namespace) -> None:
 
         study = _study(args, "eval tidy")
         iso = {lang.multiblimp: lang.code for lang in study.data.languages}
-        rows = collect(args.evals, iso)
+        rep = study.raw["report"]
+        rows, pairs = collect(
+            args.evals, iso, rep["confidence"], rep["bootstrap_resamples"], rep["bootstrap_seed"]
+        )
         write_csv(rows, args.out)
+        pairs.save(args.pairs)
         log.info("wrote %d rows to %s", len(rows), args.out)
 
 
@@ -327,6 +331,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p = verb("tidy", "every evals/<model>/<step>/<task>.json -> one CSV row per metric")
     p.add_argument("--evals", default="evals")
     p.add_argument("--out", default="results/tables/evals.csv")
+    p.add_argument("--pairs", default="results/tables/pairs.jsonl", help="per-pair verdicts (written)")
 
 
 def _merge(args: argparse.Namespace) -> None:
@@ -390,9 +395,19 @@ def _report(args: argparse.Namespace) -> None:
     elif args.verb == "claims":
         from growup.io import atomic_write_text
         from growup.report.claims import claims_markdown
+        from growup.report.stats import Pairs
 
-        spread = study.raw["report"]["method_spread"]
-        atomic_write_text(args.out, claims_markdown(df, spread, study.name))
+        rep = study.raw["report"]
+        text = claims_markdown(
+            df,
+            Pairs.load(args.pairs),
+            confidence=rep["confidence"],
+            resamples=rep["bootstrap_resamples"],
+            seed=rep["bootstrap_seed"],
+            spread=rep["method_spread"],
+            study=study.name,
+        )
+        atomic_write_text(args.out, text)
 
 
 def _add_report(sub: argparse._SubParsersAction) -> None:
@@ -417,6 +432,9 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
             p.add_argument("--out-dir", default="results/tables")
         else:
             p.add_argument("--out", default="results/claims.md")
+            p.add_argument(
+                "--pairs", default="results/tables/pairs.jsonl", help="per-pair verdicts (growup eval tidy)"
+            )
 
 
 def _artifacts(args: argparse.Namespace) -> None:

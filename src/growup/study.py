@@ -53,6 +53,7 @@ def _merge(study: Study, setup: str, method: str, subset: str) -> list[str]:
 
 
 EVALUATION = [HUB, "evaluation", BENCHMARK_CODES]
+BOOTSTRAP = ["report.confidence", "report.bootstrap_resamples", "report.bootstrap_seed"]
 
 # job -> the read patterns of that job, given its arguments (the verb's own CLI arguments)
 JOBS: Mapping[str, Callable[..., list[str]]] = {
@@ -77,7 +78,7 @@ JOBS: Mapping[str, Callable[..., list[str]]] = {
     "eval run": lambda study, run: EVALUATION,
     "eval checkpoint": lambda study: EVALUATION,
     "eval merge": lambda study, setup, method, subset: EVALUATION,
-    "eval tidy": lambda study: [BENCHMARK_CODES],
+    "eval tidy": lambda study: [BENCHMARK_CODES, *BOOTSTRAP],
     "merge run": _merge,
     "merge configs": lambda study: ["merging", LANGUAGE_CODES],
     "report tables": lambda study: [],

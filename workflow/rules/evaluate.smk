@@ -79,7 +79,8 @@ rule tidy:
     input:
         evals=EVAL_DIRS,
     output:
-        "results/tables/evals.csv",
+        evals="results/tables/evals.csv",
+        pairs="results/tables/pairs.jsonl",
     params:
         spec=spec("eval tidy"),
         root="evals",
@@ -88,4 +89,5 @@ rule tidy:
     benchmark:
         "logs/benchmarks/report/tidy.tsv"
     shell:
-        "growup eval tidy --spec {params.spec:q} --evals {params.root} --out {output} > {log} 2>&1"
+        "growup eval tidy --spec {params.spec:q} --evals {params.root} --out {output.evals} "
+        "--pairs {output.pairs} > {log} 2>&1"

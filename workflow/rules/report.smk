@@ -52,6 +52,7 @@ rule figure:
 rule claims:
     input:
         evals="results/tables/evals.csv",
+        pairs="results/tables/pairs.jsonl",
     output:
         report("results/claims.md", caption="../report/claims.rst", category="Claims"),
     params:
@@ -61,4 +62,5 @@ rule claims:
     benchmark:
         "logs/benchmarks/report/claims.tsv"
     shell:
-        "growup report claims --spec {params.spec:q} --evals-csv {input.evals} --out {output} > {log} 2>&1"
+        "growup report claims --spec {params.spec:q} --evals-csv {input.evals} --pairs {input.pairs} "
+        "--out {output} > {log} 2>&1"

@@ -1,4 +1,6 @@
-"""lm-eval results JSON → one tidy row per (model, step, task, metric), with tokens and FLOPs."""
+"""lm-eval results JSON → one tidy row per (model, step, task, metric), with tokens and FLOPs,
+and the accuracy's interval from a seeded bootstrap over the per-pair verdicts (`*.samples.jsonl`),
+which are also kept in one per-pair table for the paired comparisons of the claims."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from growup.io import atomic_write_text
+from growup.report.stats import Bootstrap, Pairs, interval
 
 COLUMNS = (
     "model",
@@ -20,6 +23,8 @@ COLUMNS = (
     "metric",
     "value",
     "stderr",
+    "ci_low",
+    "ci_high",
     "n",
     "tokens",
     "flops",
@@ -68,14 +73,45 @@ def rows_from_result(result: dict[str, Any], iso_to_code: dict[str, str]) -> lis
     return rows
 
 
-def collect(evals_root: str | os.PathLike[str], iso_to_code: dict[str, str]) -> list[dict[str, Any]]:
-    """Every row of every results file under `evals_root` (at any depth), sorted for stable output."""
-    rows = []
+def read_samples(path: Path, result: dict[str, Any], pairs: Pairs) -> None:
+    """Add the per-pair verdicts of each task of `result` (its `<task>.samples.jsonl` beside
+    `path`) to `pairs`; a results file without samples adds nothing (its rows get no interval)."""
+    meta = result["growup"]
+    for task in result["results"]:
+        samples = path.parent / f"{task}.samples.jsonl"
+        if not samples.is_file():
+            continue
+        rows = [json.loads(line) for line in samples.read_text(encoding="utf-8").splitlines() if line]
+        for metric in METRICS:
+            if rows and all(r.get(metric) is not None for r in rows):
+                key = (meta["model"], str(meta["step"]), task, metric)
+                pairs.add(key, (r["doc_id"] for r in rows), (float(r[metric]) for r in rows))
+
+
+def collect(
+    evals_root: str | os.PathLike[str],
+    iso_to_code: dict[str, str],
+    confidence: float,
+    resamples: int,
+    seed: int,
+) -> tuple[list[dict[str, Any]], Pairs]:
+    """Every row of every results file under `evals_root` (at any depth), sorted for stable
+    output, each with its `confidence` bootstrap interval; and the per-pair verdicts behind them."""
+    rows, pairs = [], Pairs()
     for path in sorted(Path(evals_root).rglob("*.json")):
         result = json.loads(path.read_text(encoding="utf-8"))
         if isinstance(result, dict) and "growup" in result and "results" in result:
             rows.extend(rows_from_result(result, iso_to_code))
-    return sorted(rows, key=lambda r: (r["model"], _step_key(r["step"]), r["task"], r["metric"]))
+            read_samples(path, result, pairs)
+    boot = Bootstrap(pairs, resamples, seed)
+    for row in rows:
+        key = (row["model"], str(row["step"]), row["task"], row["metric"])
+        row["ci_low"], row["ci_high"] = (
+            interval(boot.replicates(key), confidence) if key in pairs else ("", "")
+        )
+        if key in pairs and row["n"] == "":
+            row["n"] = len(pairs.cells[key].doc_ids)
+    return sorted(rows, key=lambda r: (r["model"], _step_key(r["step"]), r["task"], r["metric"])), pairs
 
 
 def _step_key(step: Any) -> tuple[int, str]:
@@ -89,7 +125,11 @@ def write_csv(rows: list[dict[str, Any]], out: str | os.PathLike[str]) -> None:
     for row in rows:
         writer.writerow(
             {
-                k: (f"{v:.6f}" if isinstance(v, float) and k in ("value", "stderr") else v)
+                k: (
+                    f"{v:.6f}"
+                    if isinstance(v, float) and k in ("value", "stderr", "ci_low", "ci_high")
+                    else v
+                )
                 for k, v in row.items()
             }
         )

@@ -1,157 +1,407 @@
-"""The four claims of the paper's abstract, checked on the numbers of this run (evals.csv only).
+"""The claims of the paper's abstract, checked on this run's per-pair verdicts with intervals.
 
-1. Data efficiency: an upscaled model (1x-cloned, 2x) reaches the 1x model's final target
-   accuracy with fewer adaptation tokens than the 1x model used, in most languages.
-2. Forgetting: the English score (mean of BLiMP and MultiBLiMP-eng) drops less from each setup's
-   start for the upscaled setups than for 1x (mean over languages).
-3. Merging: the merge of all languages scores below joint multilingual training (each setup, mean
-   over methods), and upscaled merges score above 1x merges.
-4. Methods differ: the spread (max − min over methods) of mean merge accuracy is at least
-   `report.method_spread` in every setup.
+Each claim is a set of paired comparisons (the same minimal pairs scored by both sides), each with
+its difference, bootstrap interval and p-value (`growup.report.stats`); the claim's verdict is
+holds, does not hold or inconclusive by the rule `stats.combine` states (Holm over the claim's
+comparisons, then a majority of decided comparisons). The sub-claims, as the paper states them:
+
+1a/1b. Data efficiency: "once exposed to sufficient target-language data, larger upscaled models
+   can match or surpass" the 1x model trained on more data: each upscaled run at the last
+   checkpoint whose training FLOPs (1a) or tokens (1b) do not exceed the 1x run's final ones,
+   against the 1x run's final checkpoint, on the language's MultiBLiMP pairs.
+2. Forgetting: the change in English (mean of the English tasks) from each setup's start model
+   to the end of adaptation is larger (less negative) for an upscaled setup than for 1x.
+3a. Merging is worse than joint training: joint multilingual run minus the merge of all languages
+   (per setup and method), mean over the languages' MultiBLiMP.
+3b. Upscaled merges beat 1x merges: per method, mean over every merged subset.
+4. Methods differ a lot: per setup, the spread (max - min) of the methods' mean merge accuracy
+   exceeds `report.method_spread`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
 import pandas as pd
 
-from growup.report.figures import curve
-from growup.report.frame import SETUPS, START, final_rows, metric
-from growup.report.tables import merge_table
+from growup.report.frame import SETUPS, START, metric
+from growup.report.stats import FAILS, HOLDS, INCONCLUSIVE, Bootstrap, Comparison, Pairs, combine, compare
 
 UPSCALED = ("1x-cloned", "2x")
+Measure = list[tuple[float, tuple[str, str, str, str]]]  # weighted cells (model, step, task, metric)
 
 
-def _verdict(ok: bool | None) -> str:
-    return (
-        "**holds**"
-        if ok
-        else ("**does not hold**" if ok is not None else "**not checked** (missing results)")
+@dataclass
+class Claim:
+    title: str
+    columns: list[str]
+    comparisons: list[Comparison] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    verdict: str = ""
+
+
+def _step_key(step: str) -> int:
+    return int(step) if str(step).isdigit() else 1 << 62
+
+
+def checkpoints(df: pd.DataFrame, model: str, task: str) -> pd.DataFrame:
+    """A model's evaluated points on `task`: step, tokens, flops, ordered by step."""
+    rows = metric(df[(df["model"] == model) & (df["task"] == task)])
+    rows = rows.assign(_o=rows["step"].map(_step_key)).sort_values("_o")
+    return rows[["step", "tokens", "flops", "value"]].drop_duplicates("step")
+
+
+def last_step(df: pd.DataFrame, model: str, task: str) -> str | None:
+    points = checkpoints(df, model, task)
+    return None if points.empty else str(points["step"].iloc[-1])
+
+
+def language_task(df: pd.DataFrame, lang: str) -> str | None:
+    tasks = sorted(df.loc[(df["benchmark"] == "multiblimp") & (df["language"] == lang), "task"].unique())
+    return tasks[0] if tasks else None
+
+
+class Stats:
+    """Point estimates and replicates of weighted sums of cells."""
+
+    def __init__(self, boot: Bootstrap, confidence: float) -> None:
+        self.boot, self.confidence = boot, confidence
+
+    def has(self, measure: Measure) -> bool:
+        return all(key in self.boot.pairs for _, key in measure)
+
+    def point(self, measure: Measure) -> float:
+        return float(sum(w * self.boot.point(k) for w, k in measure))
+
+    def reps(self, measure: Measure) -> np.ndarray:
+        return sum(w * self.boot.replicates(k) for w, k in measure)
+
+    def compare(self, labels: dict[str, str], measure: Measure, null: float = 0.0) -> Comparison:
+        return compare(labels, self.point(measure), self.reps(measure), self.confidence, null)
+
+
+def mean_of(keys: list[tuple[str, str, str, str]], sign: float = 1.0) -> Measure:
+    return [(sign / len(keys), k) for k in keys]
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.3f}"
+
+
+def claim_data_efficiency(df: pd.DataFrame, st: Stats, axis: str) -> Claim:
+    """1a (axis 'flops') / 1b (axis 'tokens')."""
+    what = {"flops": "FLOP-matched", "tokens": "token-matched"}[axis]
+    claim = Claim(
+        f"Data efficiency, {what}: upscaled models match or beat 1x trained on as much or more data",
+        [
+            "language",
+            "setup",
+            "1x final acc",
+            f"upscaled checkpoint ({axis} / 1x final {axis})",
+            "upscaled acc",
+            "upscaled − 1x",
+        ],
     )
-
-
-def tokens_to_reach(c: pd.DataFrame, target: float) -> float | None:
-    hit = c[c["value"] >= target]
-    return float(hit["tokens"].min()) if not hit.empty else None
-
-
-def claim_data_efficiency(df: pd.DataFrame) -> tuple[bool | None, list[str]]:
     langs = sorted(df.loc[df["kind"] == "language", "run_language"].dropna().unique())
-    lines, wins, total = [], 0, 0
     for lang in langs:
-        target = lambda r, lang=lang: (r["benchmark"] == "multiblimp") & (r["language"] == lang)  # noqa: E731
-        small = curve(df, f"{lang}-1x", "1x", target)
-        if small.empty:
+        task = language_task(df, lang)
+        small = f"{lang}-1x"
+        step = last_step(df, small, task) if task else None
+        if step is None:
             continue
-        goal, small_tokens = small["value"].iloc[-1], small["tokens"].iloc[-1]
+        small_points = checkpoints(df, small, task)
+        budget = float(small_points[axis].iloc[-1])
+        small_key = (small, step, task, "acc")
         for setup in UPSCALED:
-            big = curve(df, f"{lang}-{setup}", setup, target)
-            if big.empty:
+            run = f"{lang}-{setup}"
+            points = checkpoints(df, run, task)
+            within = points[points[axis] <= budget * (1 + 1e-9)]
+            if not within.empty:
+                key, used = (run, str(within["step"].iloc[-1]), task, "acc"), float(within[axis].iloc[-1])
+            else:  # no checkpoint of the run fits the budget: its start model (0 adaptation FLOPs)
+                start = last_step(df, START[setup], task)
+                if start is None or points.empty:
+                    continue
+                key, used = (START[setup], start, task, "acc"), 0.0
+            measure: Measure = [(1.0, key), (-1.0, small_key)]
+            if not st.has(measure):
                 continue
-            reach = tokens_to_reach(big, goal)
-            total += 1
-            win = reach is not None and reach < small_tokens
-            wins += win
-            when = f"after {reach:,.0f} tokens" if reach is not None else "never"
-            lines.append(
-                f"| {lang} | {setup} | {goal:.3f} at {small_tokens:,.0f} | "
-                f"{big['value'].iloc[-1]:.3f} | {when} |"
+            share = f"{used / budget:.2f}" if budget else "n/a"
+            claim.comparisons.append(
+                st.compare(
+                    {
+                        "language": lang,
+                        "setup": setup,
+                        "1x final acc": _fmt(st.boot.point(small_key)),
+                        claim.columns[3]: f"{key[0]} step {key[1]} ({share})",
+                        "upscaled acc": _fmt(st.boot.point(key)),
+                    },
+                    measure,
+                )
             )
-    header = [
-        "| language | upscaled setup | 1x final acc at tokens | upscaled final acc | reaches 1x final |",
-        "|---|---|---|---|---|",
-    ]
-    ok = None if total == 0 else wins > total / 2
-    return ok, [
-        *header,
+    claim.notes.append(
+        f"The upscaled checkpoint is the last one whose adaptation {axis} do not exceed the 1x run's "
+        f"final {axis} (step 0 is the setup's start model)."
+    )
+    return claim
+
+
+def english_tasks(df: pd.DataFrame) -> list[str]:
+    return sorted(metric(df[df["language"] == "eng"])["task"].unique())
+
+
+def claim_forgetting(df: pd.DataFrame, st: Stats) -> Claim:
+    claim = Claim(
+        "English retention: scaling reduces forgetting of English",
+        ["language", "setup", "English change, 1x", "English change, upscaled", "upscaled − 1x change"],
+    )
+    tasks = english_tasks(df)
+    langs = sorted(df.loc[df["kind"] == "language", "run_language"].dropna().unique())
+
+    def change(run: str, setup: str) -> Measure | None:
+        first = START[setup]
+        ends = {m: last_step(df, m, tasks[0]) if tasks else None for m in (run, first)}
+        if None in ends.values():
+            return None
+        after = mean_of([(run, ends[run], t, "acc") for t in tasks])
+        before = mean_of([(first, ends[first], t, "acc") for t in tasks], -1.0)
+        return after + before
+
+    for lang in langs:
+        small = change(f"{lang}-1x", "1x")
+        for setup in UPSCALED:
+            big = change(f"{lang}-{setup}", setup)
+            if small is None or big is None or not st.has(small + big):
+                continue
+            measure = big + [(-w, k) for w, k in small]
+            claim.comparisons.append(
+                st.compare(
+                    {
+                        "language": lang,
+                        "setup": setup,
+                        "English change, 1x": f"{st.point(small):+.3f}",
+                        "English change, upscaled": f"{st.point(big):+.3f}",
+                    },
+                    measure,
+                )
+            )
+    claim.notes.append(
+        "English is the mean of " + ", ".join(f"`{t}`" for t in tasks) + "; a change is final "
+        "adaptation checkpoint minus the setup's start model, so a positive difference means the "
+        "upscaled setup lost less English."
+    )
+    return claim
+
+
+def merge_cells(df: pd.DataFrame, model: str) -> list[tuple[str, str, str, str]]:
+    """The cells of a merge's target languages (its subset's MultiBLiMP tasks)."""
+    subset = model.rsplit("-", 1)[1]
+    tasks = [language_task(df, lang) for lang in subset.split("+")]
+    return [(model, "final", t, "acc") for t in tasks if t]
+
+
+def merges(df: pd.DataFrame) -> pd.DataFrame:
+    return df.loc[df["kind"] == "merge", ["model", "setup", "method", "subset"]].drop_duplicates()
+
+
+def claim_merged_vs_joint(df: pd.DataFrame, st: Stats) -> Claim:
+    claim = Claim(
+        "Merging is worse than joint multilingual training",
+        ["setup", "method", "merge of all languages", "joint multilingual", "joint − merge"],
+    )
+    table = merges(df)
+    for setup in SETUPS:
+        rows = table[table["setup"] == setup]
+        if rows.empty:
+            continue
+        widest = max(rows["subset"], key=lambda s: len(s.split("+")))
+        joint = f"multilingual-{setup}"
+        for model, method in rows.loc[rows["subset"] == widest, ["model", "method"]].itertuples(index=False):
+            cells = merge_cells(df, model)
+            step = last_step(df, joint, cells[0][2]) if cells else None
+            if step is None:
+                continue
+            joint_m = mean_of([(joint, step, t, m) for _, _, t, m in cells])
+            merge_m = mean_of(cells)
+            if not st.has(joint_m + merge_m):
+                continue
+            claim.comparisons.append(
+                st.compare(
+                    {
+                        "setup": setup,
+                        "method": method,
+                        "merge of all languages": _fmt(st.point(merge_m)),
+                        "joint multilingual": _fmt(st.point(joint_m)),
+                    },
+                    joint_m + [(-w, k) for w, k in merge_m],
+                )
+            )
+    claim.notes.append("Accuracies are means over the merged languages' MultiBLiMP.")
+    return claim
+
+
+def claim_upscaled_merges(df: pd.DataFrame, st: Stats) -> Claim:
+    claim = Claim(
+        "Upscaled merges beat 1x merges",
+        ["setup", "method", "subsets", "1x merges", "upscaled merges", "upscaled − 1x"],
+    )
+    table = merges(df)
+    small = table[table["setup"] == "1x"]
+    for setup in UPSCALED:
+        big = table[table["setup"] == setup]
+        for method in sorted(set(big["method"]) & set(small["method"])):
+            subsets = sorted(
+                set(big.loc[big["method"] == method, "subset"])
+                & set(small.loc[small["method"] == method, "subset"])
+            )
+            up: Measure = []
+            base: Measure = []
+            for subset in subsets:
+                up += mean_of(merge_cells(df, f"merge-{setup}-{method}-{subset}"), 1 / len(subsets))
+                base += mean_of(merge_cells(df, f"merge-1x-{method}-{subset}"), 1 / len(subsets))
+            if not subsets or not st.has(up + base):
+                continue
+            claim.comparisons.append(
+                st.compare(
+                    {
+                        "setup": setup,
+                        "method": method,
+                        "subsets": str(len(subsets)),
+                        "1x merges": _fmt(st.point(base)),
+                        "upscaled merges": _fmt(st.point(up)),
+                    },
+                    up + [(-w, k) for w, k in base],
+                )
+            )
+    claim.notes.append("Each side is the mean over every merged subset of the mean over its languages.")
+    return claim
+
+
+def claim_methods(df: pd.DataFrame, st: Stats, spread: float) -> Claim:
+    claim = Claim(
+        "Merge methods differ a lot from one another",
+        ["setup", "method means", "spread (max − min)"],
+    )
+    table = merges(df)
+    for setup in SETUPS:
+        rows = table[table["setup"] == setup]
+        methods = sorted(rows["method"].unique())
+        subsets = (
+            sorted(set.intersection(*(set(rows.loc[rows["method"] == m, "subset"]) for m in methods)))
+            if methods
+            else []
+        )
+        if len(methods) < 2 or not subsets:
+            continue
+        means: dict[str, Measure] = {}
+        for method in methods:
+            means[method] = []
+            for subset in subsets:
+                means[method] += mean_of(
+                    merge_cells(df, f"merge-{setup}-{method}-{subset}"), 1 / len(subsets)
+                )
+        if not all(st.has(m) for m in means.values()):
+            continue
+        points = np.array([st.point(m) for m in means.values()])
+        reps = np.stack([st.reps(m) for m in means.values()])
+        comparison = compare(
+            {
+                "setup": setup,
+                "method means": ", ".join(f"{m} {p:.3f}" for m, p in zip(methods, points, strict=True)),
+            },
+            float(points.max() - points.min()),
+            reps.max(axis=0) - reps.min(axis=0),
+            st.confidence,
+            null=spread,
+        )
+        claim.comparisons.append(comparison)
+    claim.notes.append(
+        "A method's mean is over the subsets merged by every method of the setup; "
+        f"the spread is recomputed in every resample, and its null value is the threshold "
+        f"`report.method_spread` = {spread:.3f} (the claim: spread above it)."
+    )
+    return claim
+
+
+VERDICT_TEXT = {HOLDS: "**holds**", FAILS: "**does not hold**", INCONCLUSIVE: "**inconclusive**"}
+
+
+def _p(p: float) -> str:
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def claim_lines(claim: Claim, confidence: float) -> list[str]:
+    if not claim.comparisons:
+        return ["No results to compare.", *claim.notes]
+    diff = claim.columns[-1]
+    head = [*claim.columns[:-1], diff, f"{confidence:.0%} interval", "p", "p (Holm)", "decided"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for c in claim.comparisons:
+        cells = [c.labels.get(col, "") for col in claim.columns[:-1]]
+        cells += [f"{c.estimate:+.3f}", f"[{c.low:+.3f}, {c.high:+.3f}]", _p(c.p), _p(c.p_holm)]
+        cells.append({HOLDS: "for", FAILS: "against", INCONCLUSIVE: "undecided"}[c.decision])
+        lines.append("| " + " | ".join(cells) + " |")
+    k = len(claim.comparisons)
+    count = {d: sum(c.decision == d for c in claim.comparisons) for d in (HOLDS, FAILS, INCONCLUSIVE)}
+    return [
         *lines,
         "",
-        f"Upscaled runs reaching the 1x final accuracy with fewer tokens: {wins} of {total}.",
-    ]
-
-
-def english_score(df: pd.DataFrame, model: str) -> float | None:
-    rows = metric(final_rows(df[df["model"] == model]))
-    rows = rows[rows["language"] == "eng"]
-    return float(rows["value"].mean()) if not rows.empty else None
-
-
-def claim_forgetting(df: pd.DataFrame) -> tuple[bool | None, list[str]]:
-    drops = {}
-    lines = ["| setup | English at start | English after adaptation (mean) | drop |", "|---|---|---|---|"]
-    for setup in SETUPS:
-        start = english_score(df, START[setup])
-        runs = sorted(df.loc[(df["kind"] == "language") & (df["setup"] == setup), "model"].unique())
-        after = [s for s in (english_score(df, r) for r in runs) if s is not None]
-        if start is None or not after:
-            continue
-        drops[setup] = start - sum(after) / len(after)
-        lines.append(f"| {setup} | {start:.3f} | {sum(after) / len(after):.3f} | {drops[setup]:+.3f} |")
-    if "1x" not in drops or not any(s in drops for s in UPSCALED):
-        return None, lines
-    ok = all(drops[s] < drops["1x"] for s in UPSCALED if s in drops)
-    return ok, lines
-
-
-def claim_merging(df: pd.DataFrame) -> tuple[bool | None, list[str]]:
-    table = merge_table(df)
-    if table.empty:
-        return None, ["No merge results."]
-    full = table[table["languages"] == table["languages"].max()]
-    joint = metric(
-        df[(df["kind"] == "joint") & (df["benchmark"] == "multiblimp") & (df["language"] != "eng")]
-    )
-    joint = final_rows(joint).groupby("setup")["value"].mean()
-    merged = full.groupby("setup")["target_acc"].mean()
-    lines = ["| setup | merge of all languages (mean over methods) | joint multilingual |", "|---|---|---|"]
-    below = []
-    for setup in SETUPS:
-        if setup in merged and setup in joint:
-            lines.append(f"| {setup} | {merged[setup]:.3f} | {joint[setup]:.3f} |")
-            below.append(merged[setup] < joint[setup])
-    all_merges = table.groupby("setup")["target_acc"].mean()
-    lines += [
+        f"Decided for the claim: {count[HOLDS]} of {k}; against: {count[FAILS]} of {k}; "
+        f"undecided: {count[INCONCLUSIVE]} of {k}.",
         "",
-        "Mean over every merge: " + ", ".join(f"{s} {all_merges[s]:.3f}" for s in SETUPS if s in all_merges),
+        *claim.notes,
     ]
-    if not below or "1x" not in all_merges:
-        return None, lines
-    upscaled_better = all(all_merges[s] > all_merges["1x"] for s in UPSCALED if s in all_merges)
-    return all(below) and upscaled_better, lines
 
 
-def claim_methods(df: pd.DataFrame, spread: float) -> tuple[bool | None, list[str]]:
-    table = merge_table(df)
-    if table.empty:
-        return None, ["No merge results."]
-    by = table.groupby(["setup", "method"])["target_acc"].mean().unstack("method")
-    lines = ["| setup | " + " | ".join(by.columns) + " | spread |", "|---" * (len(by.columns) + 2) + "|"]
-    spreads = []
-    for setup, row in by.iterrows():
-        spreads.append(row.max() - row.min())
-        lines.append(f"| {setup} | " + " | ".join(f"{v:.3f}" for v in row) + f" | {spreads[-1]:.3f} |")
-    lines.append("")
-    lines.append(f"Threshold (config `report.method_spread`): {spread:.3f}.")
-    return all(s >= spread for s in spreads), lines
-
-
-def claims_markdown(df: pd.DataFrame, spread: float, study: str) -> str:
-    checks = [
-        ("1. Upscaled models are more data-efficient", claim_data_efficiency(df)),
-        ("2. Scaling reduces forgetting of English", claim_forgetting(df)),
-        (
-            "3. Merging is worse than joint training, but upscaled merges beat smaller merges",
-            claim_merging(df),
-        ),
-        ("4. Merge methods differ a lot from one another", claim_methods(df, spread)),
+def claims_markdown(
+    df: pd.DataFrame,
+    pairs: Pairs,
+    *,
+    confidence: float,
+    resamples: int,
+    seed: int,
+    spread: float,
+    study: str,
+) -> str:
+    """claims.md: the rule, then per sub-claim its verdict and every comparison with its interval."""
+    st = Stats(Bootstrap(pairs, resamples, seed), confidence)
+    builders: list[tuple[str, Callable[[], Claim]]] = [
+        ("1a", lambda: claim_data_efficiency(df, st, "flops")),
+        ("1b", lambda: claim_data_efficiency(df, st, "tokens")),
+        ("2", lambda: claim_forgetting(df, st)),
+        ("3a", lambda: claim_merged_vs_joint(df, st)),
+        ("3b", lambda: claim_upscaled_merges(df, st)),
+        ("4", lambda: claim_methods(df, st, spread)),
     ]
+    alpha = 1 - confidence
     out = [
         "# Claims of the paper, checked on this run",
         "",
-        f"Generated by `growup report claims` from `results/tables/evals.csv` (study: {study}). "
-        "Accuracy is MultiBLiMP `acc` for target languages; English is the mean of BLiMP single-error "
-        "and MultiBLiMP-eng. Numbers from the mini study or the offline mirror are not comparable with "
-        "the paper.",
+        f"Generated by `growup report claims` from `results/tables/evals.csv` and the per-pair verdicts "
+        f"in `results/tables/pairs.jsonl` (study: {study}). Accuracy is MultiBLiMP `acc` for target "
+        "languages; English is the mean of the English tasks. Numbers from the mini study or the "
+        "offline mirror are not comparable with the paper.",
+        "",
+        "## Verdict rule",
+        "",
+        f"Every comparison is paired: both sides are scored on the same minimal pairs, and a "
+        f"bootstrap over pairs ({resamples} resamples, seed {seed}, one draw per task shared by every "
+        f"model) gives the difference's {confidence:.0%} percentile interval and a two-sided p-value. "
+        f"The difference is oriented so that the claim says it is above its null value (0, or the "
+        f"threshold for claim 4). Within a claim, p-values are Holm-adjusted over its comparisons; a "
+        f"comparison is *decided* when its adjusted p is below {alpha:.2f}, *for* the claim when the "
+        f"difference is above the null value and *against* it when below. A claim **holds** when more "
+        f"than half of its comparisons are decided for it, **does not hold** when more than half are "
+        f"decided against it, and is **inconclusive** otherwise: the data cannot decide. A claim of "
+        f'one comparison holds exactly when its interval lies above the null value. "Match" cannot '
+        f'be told apart from "cannot tell" without an equivalence margin, so a tie shows as '
+        f"inconclusive.",
     ]
-    for title, (ok, lines) in checks:
-        out += ["", f"## {title}: {_verdict(ok)}", "", *lines]
+    for number, build in builders:
+        claim = build()
+        verdict = combine(claim.comparisons, confidence) if claim.comparisons else None
+        text = VERDICT_TEXT[verdict] if verdict else "**not checked** (missing results)"
+        out += ["", f"## {number}. {claim.title}: {text}", "", *claim_lines(claim, confidence)]
     return "\n".join(out) + "\n"

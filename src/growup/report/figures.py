@@ -1,4 +1,5 @@
-"""Figures from the tidy evaluation table alone (no model is read), as PDF and PNG.
+"""Figures from the tidy evaluation table alone (no model is read), as PDF and PNG, each
+accuracy with its interval (evals.csv's bootstrap interval, as a band or an error bar).
 
 1. data_efficiency: per language, target-language MultiBLiMP accuracy against training tokens and
    against training FLOPs of the adaptation run, for 1x, 1x-cloned and 2x; a ring marks the point
@@ -6,11 +7,16 @@
 2. english_retention: English BLiMP and MultiBLiMP-eng against tokens, per setup (mean over languages).
 3. merge_heatmaps: mean target accuracy of each merge, methods × subsets, one panel per setup.
 4. merged_vs_joint: per setup, each method's merge of all languages against joint multilingual training.
+
+Every figure is laid out by matplotlib's constrained layout and sized from its content (panels,
+methods, subsets); `layout_problems` finds clipped or overlapping labels on a drawn figure.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+from itertools import combinations
 from pathlib import Path
 
 import matplotlib
@@ -19,13 +25,17 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.transforms import Bbox
 
 from growup.io import atomic_file
-from growup.report.frame import SETUPS, START, metric
+from growup.report.frame import SETUPS, START, final_rows, metric
+from growup.report.stats import combined_interval
 from growup.report.tables import merge_table
 
+log = logging.getLogger(__name__)
 COLORS = {"1x": "#4C72B0", "1x-cloned": "#DD8452", "2x": "#55A868"}
 FIGURES = ("data_efficiency", "english_retention", "merge_heatmaps", "merged_vs_joint")
+BAND_ALPHA = 0.18
 plt.rcParams.update(
     {
         "figure.dpi": 110,
@@ -40,7 +50,8 @@ plt.rcParams.update(
 
 
 def curve(df: pd.DataFrame, run: str, setup: str, task_filter) -> pd.DataFrame:
-    """A run's learning curve on the rows `task_filter` keeps, starting at its setup's start model."""
+    """A run's learning curve on the rows `task_filter` keeps, starting at its setup's start model:
+    tokens, flops, value and its interval (low, high)."""
     rows = metric(df)
     rows = rows[task_filter(rows)]
     points = rows[rows["model"] == run].copy()
@@ -49,13 +60,23 @@ def curve(df: pd.DataFrame, run: str, setup: str, task_filter) -> pd.DataFrame:
         first = start.loc[[start["step"].map(lambda s: int(s) if s.isdigit() else 1 << 62).idxmax()]].copy()
         first[["tokens", "flops"]] = 0
         points = pd.concat([first, points])
-    points = points.groupby("tokens", as_index=False).agg(value=("value", "mean"), flops=("flops", "first"))
+    points = points.groupby("tokens", as_index=False).agg(
+        value=("value", "mean"), low=("ci_low", "mean"), high=("ci_high", "mean"), flops=("flops", "first")
+    )
     return points.sort_values("tokens")
+
+
+def _line(ax: plt.Axes, x: pd.Series, c: pd.DataFrame, setup: str) -> None:
+    ax.plot(x, c["value"], "o-", ms=3, color=COLORS[setup], label=setup)
+    if c["low"].notna().all():
+        ax.fill_between(x, c["low"], c["high"], color=COLORS[setup], alpha=BAND_ALPHA, lw=0)
 
 
 def data_efficiency(df: pd.DataFrame) -> plt.Figure:
     langs = sorted(df.loc[df["kind"] == "language", "run_language"].dropna().unique())
-    fig, axes = plt.subplots(len(langs), 2, figsize=(8, 2.2 * len(langs)), squeeze=False)
+    fig, axes = plt.subplots(
+        len(langs), 2, figsize=(8, 0.4 + 2.0 * len(langs)), squeeze=False, sharey="row", layout="constrained"
+    )
     for row, lang in zip(axes, langs, strict=True):
         target = lambda r, lang=lang: (r["benchmark"] == "multiblimp") & (r["language"] == lang)  # noqa: E731
         curves = {s: curve(df, f"{lang}-{s}", s, target) for s in SETUPS}
@@ -63,8 +84,8 @@ def data_efficiency(df: pd.DataFrame) -> plt.Figure:
         for setup, c in curves.items():
             if c.empty:
                 continue
-            row[0].plot(c["tokens"], c["value"], "o-", ms=3, color=COLORS[setup], label=setup)
-            row[1].plot(c["flops"], c["value"], "o-", ms=3, color=COLORS[setup], label=setup)
+            _line(row[0], c["tokens"], c, setup)
+            _line(row[1], c["flops"], c, setup)
             if setup != "1x" and base_flops and c["flops"].max() >= base_flops:
                 y = np.interp(base_flops, c["flops"], c["value"])
                 row[1].plot([base_flops], [y], "o", ms=9, mfc="none", color=COLORS[setup])
@@ -73,13 +94,24 @@ def data_efficiency(df: pd.DataFrame) -> plt.Figure:
     axes[-1][1].set_xlabel("adaptation training FLOPs (6N + attention)")
     axes[0][0].set_title("per token")
     axes[0][1].set_title("per FLOP (rings: FLOP-matched to 1x final)")
-    axes[0][0].legend(frameon=False)
+    _legend(fig, axes[0][0])
     return fig
+
+
+def _legend(fig: plt.Figure, ax: plt.Axes) -> None:
+    """One legend for the figure, above the panels, where it hides no curve or band."""
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="outside upper center", ncol=len(labels), frameon=False, fontsize=8)
 
 
 def english_retention(df: pd.DataFrame) -> plt.Figure:
     benches = [("blimp", "English BLiMP (single error)"), ("multiblimp", "MultiBLiMP eng")]
-    fig, axes = plt.subplots(1, 2, figsize=(8, 3), squeeze=False)
+    present = set(metric(df[df["language"] == "eng"])["benchmark"])
+    benches = [b for b in benches if b[0] in present] or benches
+    fig, axes = plt.subplots(
+        1, len(benches), figsize=(4 * len(benches), 3), squeeze=False, layout="constrained"
+    )
     runs = df[df["kind"] == "language"]
     for ax, (bench, title) in zip(axes[0], benches, strict=True):
         english = lambda r, bench=bench: (r["benchmark"] == bench) & (r["language"] == "eng")  # noqa: E731
@@ -89,82 +121,182 @@ def english_retention(df: pd.DataFrame) -> plt.Figure:
             curves = [c for c in curves if not c.empty]
             if not curves:
                 continue
-            mean = pd.concat(curves).groupby("tokens", as_index=False)["value"].mean()
-            ax.plot(mean["tokens"], mean["value"], "o-", ms=3, color=COLORS[setup], label=setup)
+            # every run is scored on the same English pairs: the mean of the runs' bounds is a
+            # conservative band for the mean curve
+            mean = pd.concat(curves).groupby("tokens", as_index=False)[["value", "low", "high"]].mean()
+            _line(ax, mean["tokens"], mean, setup)
         ax.set_title(title)
         ax.set_xlabel("adaptation tokens")
     axes[0][0].set_ylabel("accuracy (mean over languages)")
-    axes[0][0].legend(frameon=False)
+    _legend(fig, axes[0][0])
     return fig
 
 
 def merge_heatmaps(df: pd.DataFrame) -> plt.Figure:
+    """One row per setup (the subsets on a shared x axis, labelled once at the bottom), cells
+    sized so that a value fits, and one colour scale for every panel."""
     table = merge_table(df)
     setups = [s for s in SETUPS if s in set(table["setup"])] or list(SETUPS)
-    fig, axes = plt.subplots(1, len(setups), figsize=(3.6 * len(setups), 3), squeeze=False)
-    for ax, setup in zip(axes[0], setups, strict=True):
-        grid = table[table["setup"] == setup].pivot(index="method", columns="subset", values="target_acc")
+    methods = sorted(table["method"].unique()) if not table.empty else []
+    subsets = (
+        sorted(table["subset"].unique(), key=lambda s: (len(s.split("+")), s)) if not table.empty else []
+    )
+    longest = max((len(s) for s in subsets), default=4)
+    width = 1.6 + 0.1 * max((len(m) for m in methods), default=4) + 0.42 * max(len(subsets), 3)
+    height = 0.5 + len(setups) * (0.45 + 0.28 * max(len(methods), 1)) + 0.065 * longest
+    fig, axes = plt.subplots(
+        len(setups), 1, figsize=(max(width, 4.5), height), squeeze=False, sharex=True, layout="constrained"
+    )
+    vmin, vmax = (table["target_acc"].min(), table["target_acc"].max()) if not table.empty else (0, 1)
+    cmap, im = plt.get_cmap("viridis"), None
+    for ax, setup in zip(axes[:, 0], setups, strict=True):
+        grid = (
+            table[table["setup"] == setup]
+            .pivot(index="method", columns="subset", values="target_acc")
+            .reindex(index=methods, columns=subsets)
+        )
+        ax.grid(False)
+        ax.set_title(f"merges, {setup}", fontsize=9, loc="left")
         if grid.empty:
             continue
-        im = ax.imshow(
-            grid.values, cmap="viridis", vmin=table["target_acc"].min(), vmax=table["target_acc"].max()
-        )
-        ax.set_xticks(range(len(grid.columns)), grid.columns, rotation=60, ha="right", fontsize=7)
-        ax.set_yticks(range(len(grid.index)), grid.index)
-        ax.grid(False)
-        ax.set_title(f"merges, {setup}")
+        im = ax.imshow(grid.values, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
+        ax.set_yticks(range(len(methods)), methods, fontsize=8)
         for (i, j), v in np.ndenumerate(grid.values):
-            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=6, color="white")
-    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="mean target MultiBLiMP acc")
+            if np.isnan(v):
+                continue
+            shade = cmap((v - vmin) / (vmax - vmin) if vmax > vmin else 0.5)
+            dark = 0.299 * shade[0] + 0.587 * shade[1] + 0.114 * shade[2] < 0.55
+            ax.text(
+                j, i, f"{v:.2f}", ha="center", va="center", fontsize=6.5, color="white" if dark else "black"
+            )
+    bottom = axes[-1, 0]
+    bottom.set_xticks(range(len(subsets)), subsets, rotation=90, fontsize=8)
+    bottom.set_xlabel("merged languages")
+    if im is not None:
+        fig.colorbar(im, ax=axes[:, 0].tolist(), shrink=0.9, label="mean target MultiBLiMP acc", pad=0.02)
     return fig
 
 
 def merged_vs_joint(df: pd.DataFrame) -> plt.Figure:
     table = merge_table(df)
-    full = table[table["languages"] == table["languages"].max()]
-    joint = metric(
-        df[(df["kind"] == "joint") & (df["benchmark"] == "multiblimp") & (df["language"] != "eng")]
+    full = table[table["languages"] == table["languages"].max()] if not table.empty else table
+    joint_rows = final_rows(
+        metric(df[(df["kind"] == "joint") & (df["benchmark"] == "multiblimp") & (df["language"] != "eng")])
     )
-    from growup.report.frame import final_rows
-
-    joint = final_rows(joint).groupby("setup")["value"].mean()
-    methods = sorted(full["method"].unique())
-    fig, ax = plt.subplots(figsize=(7, 3))
+    joint = {
+        setup: combined_interval(rows[["task", "value", "ci_low", "ci_high"]].itertuples(index=False))
+        for setup, rows in joint_rows.groupby("setup")
+    }
+    methods = sorted(full["method"].unique()) if not full.empty else []
+    fig, ax = plt.subplots(figsize=(7, 3.4), layout="constrained")
     width = 0.8 / (len(methods) + 1)
     for i, setup in enumerate(SETUPS):
-        for j, method in enumerate(methods):
-            v = full[(full["setup"] == setup) & (full["method"] == method)]["target_acc"]
+        bars = []
+        for method in methods:
+            v = full[(full["setup"] == setup) & (full["method"] == method)]
+            bars.append(
+                tuple(v[c].iloc[0] for c in ("target_acc", "target_acc_low", "target_acc_high"))
+                if len(v)
+                else (np.nan,) * 3
+            )
+        bars.append(joint.get(setup, (np.nan,) * 3))
+        for j, (value, low, high) in enumerate(bars):
+            is_joint = j == len(methods)
             ax.bar(
                 i + j * width,
-                v.iloc[0] if len(v) else np.nan,
+                value,
                 width,
-                color=plt.cm.tab10(j),
-                label=method if i == 0 else None,
+                color="black" if is_joint else plt.cm.tab10(j),
+                label=(("joint multilingual" if is_joint else methods[j]) if i == 0 else None),
+                yerr=None if np.isnan(low) else [[value - low], [high - value]],
+                error_kw={"elinewidth": 0.8, "capsize": 1.5, "ecolor": "0.4"},
             )
-        ax.bar(
-            i + len(methods) * width,
-            joint.get(setup, np.nan),
-            width,
-            color="black",
-            label="joint multilingual" if i == 0 else None,
-        )
     ax.set_xticks([i + 0.4 - width / 2 for i in range(len(SETUPS))], SETUPS)
     ax.set_ylabel("mean target MultiBLiMP acc")
-    ax.set_title("merge of all languages vs joint training")
-    ax.legend(frameon=False, fontsize=7, ncol=3)
+    ax.set_title("merge of all languages vs joint training", loc="left")
+    ax.legend(frameon=False, fontsize=7, ncol=1, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return fig
 
 
-def render(name: str, df: pd.DataFrame, out_dir: str | os.PathLike[str]) -> list[Path]:
-    """Draw figure `name` and write <out_dir>/<name>.pdf and .png (byte-stable metadata)."""
-    fig = {
+def _texts(fig: plt.Figure) -> list[tuple[str, matplotlib.text.Text, int]]:
+    """Every drawn, non-empty text of the figure with a name and the index of its axes: tick labels
+    (those inside the view), axis labels, titles, legend entries, annotations."""
+    found = []
+    for n, ax in enumerate(fig.axes):
+        for axis, name in ((ax.xaxis, "x"), (ax.yaxis, "y")):
+            lo, hi = sorted(axis.get_view_interval())
+            span = (hi - lo) * 1e-9
+            for tick in axis.get_major_ticks():
+                if not lo - span <= tick.get_loc() <= hi + span:
+                    continue
+                for label in (tick.label1, tick.label2):
+                    if label.get_visible() and label.get_text():
+                        found.append((f"axes {n} {name}-tick {label.get_text()!r}", label, n))
+            for label, what in ((axis.label, "label"), (axis.offsetText, "offset")):
+                if label.get_visible() and label.get_text():
+                    found.append((f"axes {n} {name}-{what} {label.get_text()!r}", label, n))
+        for title in (ax.title, ax._left_title, ax._right_title):
+            if title.get_visible() and title.get_text():
+                found.append((f"axes {n} title {title.get_text()!r}", title, n))
+        legend = ax.get_legend()
+        if legend is not None:
+            found += [(f"axes {n} legend {t.get_text()!r}", t, n) for t in legend.get_texts() if t.get_text()]
+        found += [
+            (f"axes {n} text {t.get_text()!r}", t, n) for t in ax.texts if t.get_visible() and t.get_text()
+        ]
+    for legend in fig.legends:
+        found += [(f"figure legend {t.get_text()!r}", t, -1) for t in legend.get_texts() if t.get_text()]
+    return found
+
+
+def layout_problems(fig: plt.Figure, tolerance: float = 0.5) -> list[str]:
+    """Labels the drawn figure clips at its canvas edge, draws over one another, or draws over
+    another panel (a list of sentences; empty when the layout is readable). `tolerance`: pixels."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    canvas = fig.bbox
+    texts = _texts(fig)
+    boxes = [(name, text.get_window_extent(renderer)) for name, text, _ in texts]
+    problems = [
+        f"{name} is clipped by the canvas"
+        for name, box in boxes
+        if box.x0 < canvas.x0 - tolerance
+        or box.y0 < canvas.y0 - tolerance
+        or box.x1 > canvas.x1 + tolerance
+        or box.y1 > canvas.y1 + tolerance
+    ]
+    shrunk = [
+        (name, Bbox.from_extents(b.x0 + tolerance, b.y0 + tolerance, b.x1 - tolerance, b.y1 - tolerance))
+        for name, b in boxes
+    ]
+    problems += [
+        f"{a} overlaps {b}" for (a, box_a), (b, box_b) in combinations(shrunk, 2) if box_a.overlaps(box_b)
+    ]
+    panels = [(n, ax.get_window_extent(renderer)) for n, ax in enumerate(fig.axes) if ax.get_visible()]
+    problems += [
+        f"{name} runs into axes {n}"
+        for (name, box), (_, _, owner) in zip(shrunk, texts, strict=True)
+        for n, panel in panels
+        if n != owner and box.overlaps(panel)
+    ]
+    return problems
+
+
+def draw(name: str, df: pd.DataFrame) -> plt.Figure:
+    return {
         "data_efficiency": data_efficiency,
         "english_retention": english_retention,
         "merge_heatmaps": merge_heatmaps,
         "merged_vs_joint": merged_vs_joint,
     }[name](df)
-    if name != "merge_heatmaps":  # the heatmaps' shared colorbar does its own layout
-        fig.tight_layout()
+
+
+def render(name: str, df: pd.DataFrame, out_dir: str | os.PathLike[str]) -> list[Path]:
+    """Draw figure `name` and write <out_dir>/<name>.pdf and .png (byte-stable metadata); a label
+    clipped or overlapping is logged as a warning."""
+    fig = draw(name, df)
+    for problem in layout_problems(fig):
+        log.warning("figure %s: %s", name, problem)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []

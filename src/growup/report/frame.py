@@ -15,10 +15,14 @@ START = {"1x": "english-1x", "1x-cloned": "english-1x-cloned", "2x": "english-2x
 
 
 def load(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """Read evals.csv and split model names into kind, language, setup, method and subset."""
+    """Read evals.csv and split model names into kind, language, setup, method and subset.
+    A table from before intervals were tidied (no ci_low/ci_high) loads with empty intervals."""
     if not Path(path).is_file():
         raise GrowupError(f"no evaluation table at {str(path)!r}: run `growup eval tidy` first")
     df = pd.read_csv(path, dtype={"step": str})
+    for column in ("ci_low", "ci_high"):
+        if column not in df:
+            df[column] = float("nan")
     return df.join(df["model"].apply(parse_model).apply(pd.Series))
 
 
