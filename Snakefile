@@ -8,7 +8,7 @@
 import os
 
 from growup.config import config_chain, load_config
-from growup.merge.grid import merge_grid, merging, task_vector_base
+from growup.merge.grid import merge_grid, merge_runs, merging, task_vector_base
 from growup.train.runs import run_datasets, run_resources, start_checkpoint, trained_runs
 
 
@@ -44,11 +44,8 @@ TRAINED_RUNS = trained_runs(STUDY)
 EVALUATED_RUNS = [r for r in TRAINED_RUNS if r != "seed"]
 MERGES = merge_grid(STUDY)
 MERGE_SETUPS = sorted({m.setup for m in MERGES})
-MERGE_INPUTS = {
-    setup: sorted(
-        {f"checkpoints/{lang}-{setup}/final" for m in MERGES if m.setup == setup for lang in m.subset}
-        | {f"checkpoints/{task_vector_base(STUDY, setup)}/final"}
-    )
+MERGE_INPUTS = {  # models and task-vector bases of every merge (from its config, incl. the authors' files)
+    setup: sorted({f"checkpoints/{run}/final" for m in MERGES if m.setup == setup for run in merge_runs(STUDY, m)})
     for setup in MERGE_SETUPS
 }
 EVAL_DIRS = [

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,27 +79,101 @@ def task_vector_base(study: Study, setup: str) -> str:
     return merging(study)["base"][setup]
 
 
-def merge_config(study: Study, merge: Merge, checkpoints: str | os.PathLike[str]) -> dict[str, Any]:
-    """The mergekit config of one merge, with absolute paths to each run's final checkpoint."""
+def model_reference(run: str, checkpoints: str | os.PathLike[str]) -> str:
+    """What a merge YAML names a run by: the one place that maps a run name to a model reference
+    (here the absolute path of its final checkpoint under `checkpoints`)."""
+    return str(Path(checkpoints).resolve() / run / "final")
+
+
+Reference = Callable[[str, Any], str]  # (run, checkpoints root) -> model reference
+
+
+def merge_config(
+    study: Study, merge: Merge, checkpoints: str | os.PathLike[str], reference: Reference = model_reference
+) -> dict[str, Any]:
+    """The mergekit config of one merge, each run named by `reference(run, checkpoints)`.
+
+    With `merging.reference_configs` set, method, parameters, base model, dtype and model order
+    come from the authors' file of that merge; otherwise from the keys of `merging`.
+    """
+    if merging(study).get("reference_configs"):
+        return reference_merge_config(study, merge, checkpoints, reference)
     cfg = merging(study)
     method = cfg["methods"].get(merge.method)
     if method is None:
         raise GrowupError(
             f"unknown merge method {merge.method!r}; config key 'merging.methods' has {list(cfg['methods'])}"
         )
-    root = Path(checkpoints).resolve()
     models = [
         {
-            "model": str(root / f"{lang}-{merge.setup}" / "final"),
+            "model": reference(f"{lang}-{merge.setup}", checkpoints),
             "parameters": {"weight": cfg["weight"], **(method.get("model_parameters") or {})},
         }
         for lang in merge.subset
     ]
     config: dict[str, Any] = {"merge_method": merge.method}
     if method.get("base"):
-        config["base_model"] = str(root / task_vector_base(study, merge.setup) / "final")
+        config["base_model"] = reference(task_vector_base(study, merge.setup), checkpoints)
     config.update(models=models, parameters=dict(cfg.get("parameters") or {}), dtype=cfg["dtype"])
     return config
+
+
+def reference_file(study: Study, merge: Merge) -> Path:
+    """The authors' file of a merge: `<method>_<setup>_<languages>.yaml` (setup 1x-cloned written
+    1x_cloned, languages in alphabetical order), under `merging.reference_configs`."""
+    folder = Path(str(merging(study)["reference_configs"])).expanduser()
+    name = f"{merge.method}_{merge.setup.replace('-', '_')}_{'_'.join(sorted(merge.subset))}.yaml"
+    path = folder / name
+    if not path.is_file():
+        raise GrowupError(
+            f"config key 'merging.reference_configs' is {str(folder)!r}, which has no {name!r}: point it "
+            "at mergekit_configs/ of a clone of https://github.com/liu-nlp/multilingual-scaling, or set it "
+            "to null"
+        )
+    return path
+
+
+def run_of_hub_id(study: Study) -> dict[str, str]:
+    """Hub id -> run name, from `released.models` (how the authors' files name each run)."""
+    models = (study.raw.get("released") or {}).get("models") or {}
+    if not models:
+        raise GrowupError("config key 'merging.reference_configs' needs 'released.models' (run -> Hub id)")
+    return {hub_id: run for run, hub_id in models.items()}
+
+
+def reference_merge_config(
+    study: Study, merge: Merge, checkpoints: str | os.PathLike[str], reference: Reference = model_reference
+) -> dict[str, Any]:
+    """One of the authors' mergekit configs as it stands, with each Hub id mapped to its run's
+    reference: every field and the model order are theirs."""
+    path = reference_file(study, merge)
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    runs = run_of_hub_id(study)
+
+    def run_for(hub_id: str) -> str:
+        if hub_id not in runs:
+            raise GrowupError(f"{path.name}: model {hub_id!r} is not in config key 'released.models'")
+        return runs[hub_id]
+
+    if raw.get("merge_method") != merge.method:
+        raise GrowupError(f"{path.name}: merge_method {raw.get('merge_method')!r}, expected {merge.method!r}")
+    wanted = {f"{lang}-{merge.setup}" for lang in merge.subset}
+    found = [run_for(m["model"]) for m in raw["models"]]
+    if sorted(found) != sorted(wanted):
+        raise GrowupError(f"{path.name}: models {found}, expected the runs {sorted(wanted)}")
+    config = dict(raw)
+    config["models"] = [
+        {**m, "model": reference(run, checkpoints)} for m, run in zip(raw["models"], found, strict=True)
+    ]
+    if "base_model" in raw:
+        config["base_model"] = reference(run_for(raw["base_model"]), checkpoints)
+    return config
+
+
+def merge_runs(study: Study, merge: Merge) -> list[str]:
+    """The runs a merge reads (its models, then its base if any), in the order of its config."""
+    config = merge_config(study, merge, "checkpoints", reference=lambda run, _root: run)
+    return [m["model"] for m in config["models"]] + ([config["base_model"]] if "base_model" in config else [])
 
 
 def referenced_paths(config: Mapping[str, Any]) -> list[str]:
