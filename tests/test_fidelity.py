@@ -356,3 +356,24 @@ def test_readme_prints_every_departure():
     section = readme.split("## Fidelity", 1)[1].split("\n## ", 1)[0]
     for key in DEPARTURES:
         assert f"`{key}`" in section, key
+
+
+def test_init_scales_residual_outputs_by_depth():
+    """model.init_scaling num_layers: nanotron's std / sqrt(2 layers) on o_proj and down_proj."""
+    from growup.errors import GrowupError
+    from growup.models.build import base_config, init_model, output_init_std
+
+    mini = load_config(REPO / "config" / "config.yaml")
+    config = base_config(mini.model, 512)
+    std, layers = mini.model.initializer_range, mini.model.num_hidden_layers
+    scaled, plain = init_model(config, 0, "num_layers"), init_model(config, 0, "none")
+    assert output_init_std(1 / 24, 30) == pytest.approx(0.00538, abs=1e-5)  # STUDY.md
+    for layer in scaled.model.layers:
+        for weight in (layer.self_attn.o_proj.weight, layer.mlp.down_proj.weight):
+            assert weight.std().item() == pytest.approx(std / math.sqrt(2 * layers), rel=0.05)
+        assert layer.self_attn.q_proj.weight.std().item() == pytest.approx(std, rel=0.05)
+    assert plain.model.layers[0].mlp.down_proj.weight.std().item() == pytest.approx(std, rel=0.05)
+    again = init_model(config, 0, "num_layers")
+    assert all((a == b).all() for a, b in zip(scaled.parameters(), again.parameters(), strict=True))
+    with pytest.raises(GrowupError, match="model.init_scaling"):
+        init_model(config, 0, "depth")
