@@ -377,3 +377,27 @@ def test_init_scales_residual_outputs_by_depth():
     assert all((a == b).all() for a, b in zip(scaled.parameters(), again.parameters(), strict=True))
     with pytest.raises(GrowupError, match="model.init_scaling"):
         init_model(config, 0, "depth")
+
+
+def test_training_with_the_authors_document_boundaries(mini_data, tmp_path):
+    """A few real steps with positions over the whole row and no per-document mask (the paper's
+    setting) train, and differ from growup's per-document default."""
+    from growup.models.build import base_config, init_model
+    from growup.models.checkpoint import save_checkpoint
+    from growup.train.loop import train
+    from helpers import tiny_raw
+
+    losses = {}
+    for reset in (False, True):
+        raw = tiny_raw(reset_positions=reset, document_attention_mask=reset)
+        raw["training"]["schedules"]["english"] = dict(steps=3, warmup=1, decay_start=2, decay_steps=1)
+        study = Study.from_mapping(raw)
+        init, out = tmp_path / f"init-{reset}", tmp_path / f"run-{reset}"
+        model = init_model(base_config(study.model, 2048), 0, "num_layers")
+        card = {"operation": "init", "tokens": 0}
+        save_checkpoint(model, init, card, tokenizer_src=mini_data / "tokenizer")
+        train(study, "english-1x", init, out, data_dir=mini_data, progress=False)
+        lines = (out / "metrics.jsonl").read_text().splitlines()
+        losses[reset] = [json.loads(line)["loss"] for line in lines]
+    assert len(losses[False]) == 3 and all(math.isfinite(x) for x in losses[False])
+    assert losses[False] != losses[True]  # rows 8-12 of the stream hold document starts
