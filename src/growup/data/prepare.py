@@ -87,8 +87,9 @@ def budget_table(study: Study, chars: dict[str, int]) -> dict[str, Any]:
             full, partial = fixed_epochs(fixed[lang], lang)
             entry.update(epochs=full + partial, unimax_epochs=a.epochs, source="data.fixed_schedule")
             stages = [vars(s) for s in epoch_stages(full + partial, study.data.epoch_seeds)]
-            if partial:
-                stages[-1]["fraction"] = partial  # exact: samples of the last stage / samples of an epoch
+            if partial:  # exact: samples of the last stage / samples of an epoch, language and replay
+                samples, last = fixed[lang]["samples"], fixed[lang]["partial"]
+                stages[-1].update(fraction=partial, replay_fraction=sum(last[1:]) / sum(samples[1:]))
         else:
             stages = [vars(s) for s in epoch_stages(a.epochs, study.data.epoch_seeds)]
         languages[lang] = {**entry, "stages": stages}

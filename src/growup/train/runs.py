@@ -50,11 +50,15 @@ def parse_run(study: Study, name: str) -> tuple[str, str | None, str | None]:
 
 
 def language_phases(study: Study, lang: str, budgets: dict) -> list[Phase]:
-    """One phase per UniMax epoch stage: that epoch of the language plus its replay set."""
+    """One phase per epoch stage: that epoch of the language plus its replay set (the same fraction
+    of it, or the stage's own `replay_fraction` where the authors' configs fix one)."""
     stages = budgets["languages"][lang]["stages"]
     return [
         Phase(
-            (Portion(lang, s["fraction"], s["seed"]), Portion(f"replay-{lang}", s["fraction"], s["seed"])),
+            (
+                Portion(lang, s["fraction"], s["seed"]),
+                Portion(f"replay-{lang}", s.get("replay_fraction", s["fraction"]), s["seed"]),
+            ),
             s["seed"],
         )
         for s in stages
