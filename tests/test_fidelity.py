@@ -225,7 +225,8 @@ def portion_samples(portion: runs.Portion, fixed: dict[str, Any]) -> int:
 def test_data_stages(reference, paper, tmp_path):
     specs, fixed = resolved_specs(paper, tmp_path), paper.raw["data"]["fixed_schedule"]
     batch = paper.training.global_batch
-    for run, authors in training_configs(reference).items():
+    configs = training_configs(reference)
+    for run, authors in configs.items():
         stages, spec = authors["data_stages"], specs[run]
         assert [s["data"]["seed"] for s in stages] == [p.seed for p in spec.phases], run
         # the authors' stage starts: whole global batches per stage (DEPARTURES["stage_boundaries"])
@@ -243,6 +244,13 @@ def test_data_stages(reference, paper, tmp_path):
             (stage,) = stages
             assert spec.phases[0].seed == stage["data"]["seed"] == paper.seed
             ours = sum(portion_samples(p, fixed) for p in spec.phases[0].portions)
+            monolingual = sum(  # every stage of the five 1x language runs
+                sum(st["data"]["dataset"]["dataset_num_samples"])
+                for r, c in configs.items()
+                if r.endswith("-1x") and runs.parse_run(paper, r)[0] == "language"
+                for st in c["data_stages"]
+            )
+            assert ours == monolingual
             assert abs(ours - stage["data"]["dataset"]["dataset_num_samples"][0]) / ours < 1e-5
             continue
         entry = fixed[lang]
