@@ -410,3 +410,25 @@ def test_training_with_the_authors_document_boundaries(mini_data, tmp_path):
         losses[reset] = [json.loads(line)["loss"] for line in lines]
     assert len(losses[False]) == 3 and all(math.isfinite(x) for x in losses[False])
     assert losses[False] != losses[True]  # rows 8-12 of the stream hold document starts
+
+
+def test_merge_base_ablation_from_config(paper):
+    """Method entries with `method`, `setups` and `base_runs` add a merge-base ablation: the
+    task-vector methods of 1x-cloned once more on the trained 572M English run."""
+    raw = dict(paper.raw)
+    methods = dict(raw["merging"]["methods"])
+    for name in ("task_arithmetic", "ties", "dare_ties"):
+        methods[f"{name}-trained_base"] = {**methods[name], "method": name, "setups": ["1x-cloned"],
+                                           "base_runs": {"1x-cloned": "english-2x"}}  # fmt: skip
+    raw["merging"] = {**raw["merging"], "methods": methods}
+    study = Study.from_mapping(raw)
+    merges = grid.merge_grid(study)
+    assert grid.grid_counts(merges) == {"1x": 130, "1x-cloned": 130 + 78, "2x": 130}
+    for merge in merges:
+        config = grid.merge_config(study, merge, "/c", reference=lambda run, _r: run)
+        if merge.method.endswith("-trained_base"):
+            assert config["merge_method"] == merge.method.split("-")[0]
+            assert config["base_model"] == "english-2x"
+        elif "base_model" in config:
+            assert config["merge_method"] == merge.method
+            assert config["base_model"] == paper.raw["merging"]["base"][merge.setup]

@@ -68,15 +68,24 @@ def language_subsets(study: Study) -> list[tuple[str, ...]]:
 
 
 def merge_grid(study: Study) -> list[Merge]:
-    """Every merge of the study, in a fixed order (setup, method, subset)."""
+    """Every merge of the study, in a fixed order (setup, method, subset); a method entry with
+    `setups` runs for those setups only."""
     cfg = merging(study)
     setups = cfg.get("setups", list(SETUPS))
-    return [Merge(s, m, sub) for s in setups for m in cfg["methods"] for sub in language_subsets(study)]
+    return [
+        Merge(s, m, sub)
+        for s in setups
+        for m, entry in cfg["methods"].items()
+        if s in ((entry or {}).get("setups") or setups)
+        for sub in language_subsets(study)
+    ]
 
 
-def task_vector_base(study: Study, setup: str) -> str:
-    """The run whose weights are the task-vector base of a setup (config `merging.base`)."""
-    return merging(study)["base"][setup]
+def task_vector_base(study: Study, setup: str, method: str | None = None) -> str:
+    """The run whose weights are the task-vector base of a setup: the method entry's `base_runs`
+    (a merge-base ablation), else config `merging.base`."""
+    entry = merging(study)["methods"].get(method) or {} if method else {}
+    return (entry.get("base_runs") or {}).get(setup) or merging(study)["base"][setup]
 
 
 def model_reference(run: str, checkpoints: str | os.PathLike[str]) -> str:
@@ -111,9 +120,9 @@ def merge_config(
         }
         for lang in merge.subset
     ]
-    config: dict[str, Any] = {"merge_method": merge.method}
+    config: dict[str, Any] = {"merge_method": method.get("method") or merge.method}
     if method.get("base"):
-        config["base_model"] = reference(task_vector_base(study, merge.setup), checkpoints)
+        config["base_model"] = reference(task_vector_base(study, merge.setup, merge.method), checkpoints)
     config.update(models=models, parameters=dict(cfg.get("parameters") or {}), dtype=cfg["dtype"])
     return config
 
