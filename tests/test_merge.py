@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
 from conftest import REPO
-from growup.config import Study, load_config
+from growup.config import Study, load_config, resolve_config
 from growup.errors import GrowupError
 from growup.merge import grid
 from growup.merge.run import run_merge
@@ -202,3 +203,37 @@ def test_yaml_reruns_with_mergekit_alone(study, checkpoints, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
     config = json.loads((tmp_path / "theirs" / "config.json").read_text())
     assert config["lm_head_normalization_factor"] == 2
+
+
+def test_reference_configs_are_merged_as_written(tmp_path):
+    """merging.reference_configs: the authors' file decides fields and order; ids map to runs."""
+    config = resolve_config(REPO / "config" / "released.yaml")
+    hub_ids = config["released"]["models"]
+    authors = {
+        "base_model": hub_ids["english-1x-cloned"],
+        "dtype": "float16",
+        "merge_method": "ties",
+        "models": [
+            {"model": hub_ids["fao-2x"], "parameters": {"density": 0.5, "weight": 1.0}},
+            {"model": hub_ids["ekk-2x"], "parameters": {"density": 0.5, "weight": 1.0}},
+        ],
+        "parameters": {"int8_mask": True, "normalize": True},
+    }
+    (tmp_path / "ties_2x_ekk_fao.yaml").write_text(yaml.safe_dump(authors))
+    config["merging"] = {**config["merging"], "reference_configs": str(tmp_path), "setups": ["2x"],
+                         "subsets": ["ekk+fao"], "methods": {"ties": {"base": True}}}  # fmt: skip
+    study = Study.from_mapping(config)
+    (merge,) = grid.merge_grid(study)
+    ours = grid.merge_config(study, merge, "/ckpt")
+    assert [m["model"] for m in ours["models"]] == ["/ckpt/fao-2x/final", "/ckpt/ekk-2x/final"]
+    assert ours["base_model"] == "/ckpt/english-1x-cloned/final"
+    assert {k: v for k, v in ours.items() if k not in ("models", "base_model")} == {
+        k: v for k, v in authors.items() if k not in ("models", "base_model")
+    }
+    assert grid.merge_runs(study, merge) == ["fao-2x", "ekk-2x", "english-1x-cloned"]
+    (tmp_path / "ties_2x_ekk_fao.yaml").write_text(yaml.safe_dump({**authors, "base_model": "someone/else"}))
+    with pytest.raises(GrowupError, match="released.models"):
+        grid.merge_config(study, merge, "/ckpt")
+    (tmp_path / "ties_2x_ekk_fao.yaml").unlink()
+    with pytest.raises(GrowupError, match="merging.reference_configs"):
+        grid.merge_config(study, merge, "/ckpt")

@@ -92,3 +92,52 @@ def test_preparation_twice_is_byte_identical(mini_data, tmp_path):
     assert first == second and len(first) > 40
     different = [str(p) for p in first if (mini_data / p).read_bytes() != (again / p).read_bytes()]
     assert different == []
+
+
+def test_bos_separator_starts_every_document(mini_data, tokenizer, tmp_path):
+    """separator bos (the authors' packing): BOS before each document, no EOS, and positions
+    restart at each BOS."""
+    docs = ["Hej hopp i lingonskogen.", "Ein annar tekstur her.", "Kolmas dokumentti on tämä."] * 6
+    m = pack([docs], tokenizer, tmp_path / "b", 16, 64, "<|end_of_text|>", {}, separator="bos",
+             bos_token="<|begin_of_text|>")  # fmt: skip
+    bos, eos = tokenizer.convert_tokens_to_ids("<|begin_of_text|>"), tokenizer.eos_token_id
+    packed = PackedDataset.open(tmp_path / "b")
+    stream = packed.tokens(0, m["tokens"])
+    starts = np.asarray(packed.doc_starts).astype(np.int64)
+    assert m["separator"] == "bos" and m["separator_token_id"] == bos and "eos_token_id" not in m
+    assert len(starts) == len(docs) and np.all(stream[starts] == bos)
+    assert int((stream == bos).sum()) == len(docs) and eos not in stream
+    for i, doc in enumerate(np.split(stream, starts[1:])):
+        assert tokenizer.decode(doc[1:]) == docs[i]
+    for i in range(len(packed)):
+        seq, pos = packed.sequence(i), packed.positions(i)
+        assert all(pos[t] == 0 for t in range(1, len(seq)) if seq[t] == bos)
+
+
+def test_unknown_separator_or_bos_token_is_an_error(mini_data, tokenizer, tmp_path):
+    with pytest.raises(GrowupError, match="data.packing.separator"):
+        pack([["a b"]], tokenizer, tmp_path / "x", 16, 64, "<|end_of_text|>", {}, separator="sep")
+    with pytest.raises(GrowupError, match="tokenizer.bos_token"):
+        pack(
+            [["a b"]],
+            tokenizer,
+            tmp_path / "x",
+            16,
+            64,
+            "<|end_of_text|>",
+            {},
+            separator="bos",
+            bos_token="<|no|>",
+        )
+
+
+def test_positions_over_the_whole_row_when_not_reset(mini_data):
+    """training.reset_positions false (the authors' Llama runs): positions 0..L-1 in every row."""
+    from growup.train.mixture import Mixture, Phase, Portion
+
+    ds = {"fao": PackedDataset.open(mini_data / "packed" / "fao")}
+    phases = [Phase((Portion("fao", 1.0, 42),), 42)]
+    tokens, positions = Mixture(phases, ds, reset_positions=False).batch(0, 4)
+    reset_tokens, reset = Mixture(phases, ds).batch(0, 4)
+    assert (tokens == reset_tokens).all() and (positions == np.arange(tokens.shape[1])).all()
+    assert (reset != positions).any()  # documents start inside these rows

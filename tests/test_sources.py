@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import gzip
 from dataclasses import replace
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from growup import hub
@@ -102,7 +104,63 @@ def test_configured_but_unreachable_mpararel(mini_study):
 def test_raw_dataset_records_provenance(mini_data):
     raw = RawDataset.open(mini_data / "raw" / "fas")
     source = raw.source
-    assert source["hub_id"] == "HuggingFaceFW/fineweb-2" and source["config"] == "pes_Arab"
+    assert source["hub_id"] == "HuggingFaceFW/fineweb-2" and source["config"] == "fas_Arab"
     assert source["documents"] == len(raw) and source["characters"] == sum(map(len, raw.texts()))
     with pytest.raises(GrowupError, match="growup data fetch"):
         RawDataset.open(mini_data / "raw" / "nope")
+
+
+def split_stand_in(root, ids_80: list[str], ids_20: list[str]) -> None:
+    """A local stand-in of liu-nlp/fineweb-data-80-20-split-indices: one split per part, each
+    with the documents' UUID string ids in column `id` (its real layout is not mirrored)."""
+    import datasets
+
+    folder = root / "liu-nlp" / "fineweb-data-80-20-split-indices" / "data"
+    folder.mkdir(parents=True)
+    datasets.Dataset.from_dict({"id": ids_80}).to_parquet(str(folder / "train-00000-of-00001.parquet"))
+    datasets.Dataset.from_dict({"id": ids_20}).to_parquet(str(folder / "test-00000-of-00001.parquet"))
+
+
+def test_released_split_reads_uuid_ids(mini_study, hub_root, tmp_path, monkeypatch):
+    if hub_root is None:
+        pytest.skip("the stand-in sits next to a local mirror")
+    corpus = hub.load_dataset("HuggingFaceTB/smollm-corpus", "fineweb-edu-dedup", "train", str(hub_root))
+    ids = list(corpus["id"])
+    assert ids[0].startswith("<urn:uuid:")
+    order = [ids[i] for i in np.random.default_rng(3).permutation(len(ids))]
+    cut = len(ids) * 4 // 5
+    absent = "<urn:uuid:00000000-0000-0000-0000-000000000000>"  # an id the corpus lacks
+    split_stand_in(tmp_path, [*order[:cut], absent], order[cut:])
+    (tmp_path / "HuggingFaceTB").symlink_to(hub_root / "HuggingFaceTB")
+    monkeypatch.setenv(hub.ENV_ROOT, str(tmp_path))
+    released = {"hub_id": "liu-nlp/fineweb-data-80-20-split-indices", "id_column": "id"}
+    study = replace(mini_study, data=replace(mini_study.data, english_released_split=released))
+    parts = sources.english_split(study)
+    train_ids, train_texts, source = parts["english-80"]
+    assert train_ids == order[:cut] and parts["english-20"][0] == order[cut:]
+    assert train_texts[0] == corpus[ids.index(order[0])]["text"]
+    assert source["split"] == "released" and source["ids_not_in_corpus"] == {"english-80": 1, "english-20": 0}
+    with pytest.raises(GrowupError, match="id_column"):
+        sources.english_split(replace(study, data=replace(study.data, english_released_split={
+            **released, "id_column": "uuid"})))  # fmt: skip
+
+
+def test_paper_config_fetches_persian_from_fas_arab(hub_root, tmp_path, monkeypatch):
+    """`growup data fetch --source fas` under config/paper.yaml asks the Hub for fineweb-2 fas_Arab."""
+    from growup.config import load_config
+    from growup.data import prepare
+
+    paper = load_config(Path(__file__).resolve().parents[1] / "config" / "paper.yaml")
+    paper = replace(paper, data=replace(paper.data, fineweb2=replace(paper.data.fineweb2, max_docs=3)))
+    asked = []
+    real = hub.load_dataset
+
+    def spy(repo_id, name=None, *args, **kwargs):
+        asked.append((repo_id, name))
+        return real(repo_id, name, *args, **kwargs)
+
+    monkeypatch.setattr(hub, "load_dataset", spy)
+    (path,) = prepare.fetch(paper, "fas", tmp_path)
+    assert asked == [("HuggingFaceFW/fineweb-2", "fas_Arab")]
+    raw = RawDataset.open(path)
+    assert len(raw) == 3 and raw.source["config"] == "fas_Arab"

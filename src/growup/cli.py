@@ -44,7 +44,7 @@ def _model_init(args: argparse.Namespace) -> None:
     if args.tokenizer:
         vocab = tokenizer_vocab_size(args.tokenizer, expected=vocab)
     seed = study.seed if args.seed is None else args.seed
-    model = init_model(base_config(study.model, vocab), seed)
+    model = init_model(base_config(study.model, vocab), seed, study.model.init_scaling)
     lineage = {
         "operation": "init",
         "seed": seed,

@@ -243,6 +243,7 @@ class ModelSpec:
     initializer_range: float
     tie_word_embeddings: bool
     clone_factor: int
+    init_scaling: str = "none"  # num_layers: o_proj/down_proj std / sqrt(2 layers), as nanotron
 
 
 @dataclass(frozen=True)
@@ -372,6 +373,7 @@ class TrainingSpec:
     mixed_precision: str = "bf16"
     attn_implementation: str = "sdpa"
     document_attention_mask: bool = True
+    reset_positions: bool = True  # false: positions 0..L-1 over the packed row, as the authors' Llama runs
     peak_flops: float | None = None
     seed_code_epochs: int = 2
     schedules: Mapping[str, ScheduleSpec] = field(default_factory=dict)

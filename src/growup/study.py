@@ -34,8 +34,8 @@ def _train(study: Study, run: str) -> list[str]:
     schedule = lang if kind == "language" else kind
     training = [f"training.{key}" for key in study.raw["training"] if key != "schedules"]
     data = {
-        "seed": ["data.epoch_seeds"],
-        "english": ["data.epoch_seeds"],
+        "seed": ["data.epoch_seeds", "data.base_stage_seeds"],
+        "english": ["data.epoch_seeds", "data.base_stage_seeds"],
         "language": [f"data.languages.{lang}[]"],
         "multilingual": [LANGUAGE_CODES],
     }[kind]
@@ -43,13 +43,11 @@ def _train(study: Study, run: str) -> list[str]:
 
 
 def _merge(study: Study, setup: str, method: str, subset: str) -> list[str]:
-    keys = ("weight", "dtype", "parameters", "random_seed")
-    return [
-        f"merging.methods.{method}",
-        f"merging.base.{setup}",
-        *(f"merging.{key}" for key in keys),
-        LANGUAGE_CODES,
-    ]
+    keys = ("weight", "dtype", "parameters", "random_seed", "reference_configs")
+    reads = [f"merging.methods.{method}", f"merging.base.{setup}", *(f"merging.{key}" for key in keys)]
+    if study.raw["merging"].get("reference_configs"):  # the authors' files name runs by Hub id
+        reads.append("released.models")
+    return [*reads, LANGUAGE_CODES]
 
 
 EVALUATION = [HUB, "evaluation", BENCHMARK_CODES]
@@ -59,9 +57,15 @@ BOOTSTRAP = ["report.confidence", "report.bootstrap_resamples", "report.bootstra
 JOBS: Mapping[str, Callable[..., list[str]]] = {
     "data fetch": _fetch,
     "data replay": lambda study: [LANGUAGE_CODES, "data.replay"],
-    "data unimax": lambda study: [LANGUAGE_CODES, "data.unimax", "data.epoch_seeds"],
+    "data unimax": lambda study: [LANGUAGE_CODES, "data.unimax", "data.epoch_seeds", "data.fixed_schedule"],
     "data tokenizer": lambda study: [HUB, "tokenizer"],
-    "data pack": lambda study: ["study", "training.sequence_length", "data.packing", "tokenizer.eos_token"],
+    "data pack": lambda study: [
+        "study",
+        "training.sequence_length",
+        "data.packing",
+        "tokenizer.eos_token",
+        "tokenizer.bos_token",
+    ],
     "model count": lambda study: ["model", "tokenizer.vocab_size", "training.sequence_length"],
     "model init": lambda study: ["seed", "model", "tokenizer.vocab_size"],
     "model clone": lambda study: ["model.clone_factor"],
@@ -80,7 +84,7 @@ JOBS: Mapping[str, Callable[..., list[str]]] = {
     "eval merge": lambda study, setup, method, subset: EVALUATION,
     "eval tidy": lambda study: [BENCHMARK_CODES, *BOOTSTRAP],
     "merge run": _merge,
-    "merge configs": lambda study: ["merging", LANGUAGE_CODES],
+    "merge configs": lambda study: ["merging", LANGUAGE_CODES, "released.models"],
     "report tables": lambda study: [],
     "report figure": lambda study, name: [],
     "report claims": lambda study: ["study", "report"],

@@ -7,7 +7,7 @@ import os
 import re
 
 from growup.config import Study, config_overrides, deep_merge, resolve_config
-from growup.merge.grid import Merge, merge_grid, merge_sources
+from growup.merge.grid import Merge, merge_grid, merge_runs, reference_file
 from growup.report.figures import FIGURES
 from growup.study import spec_json
 from growup.train.runs import SETUPS, run_datasets, run_resources, start_checkpoint, trained_runs

@@ -3,9 +3,14 @@
 # group-components bundles many small merges (and their evaluations) into one submission.
 
 
+REFERENCE_CONFIGS = bool(config["merging"].get("reference_configs"))
+
+
 rule merge:
     input:
-        models=lambda wc: [f"checkpoints/{run}" for run in merge_sources(STUDY, merge_of(wc))],
+        models=lambda wc: [f"checkpoints/{run}" for run in merge_runs(STUDY, merge_of(wc))],
+        # the authors' file of this merge, where the config merges exactly their files
+        reference=lambda wc: [reference_file(STUDY, merge_of(wc))] if REFERENCE_CONFIGS else [],
     output:
         config="merges/{setup}/{method}/{subset}.yaml",
         model=directory("merges/{setup}/{method}/{subset}"),

@@ -1,5 +1,10 @@
-"""Packing: tokenized documents, each followed by EOS, concatenated into one token stream and cut
-into fixed-length sequences, stored as uint32 memory-mapped shards.
+"""Packing: tokenized documents, each marked by a separator token, concatenated into one token
+stream and cut into fixed-length sequences, stored as uint32 memory-mapped shards.
+
+The separator (config key `data.packing.separator`) is either `eos` (EOS after every document,
+growup's mini default) or `bos` (BOS before every document: what the authors' preprocessing,
+datatrove's DocumentTokenizer with no eos_token and the Llama-3 tokenizer's own post-processor,
+wrote; see README "Fidelity").
 
 Layout of data/packed/<dataset>/:
 - `shard-NNNNN.bin`: raw little-endian uint32 tokens; every shard but the last holds a whole
@@ -75,8 +80,14 @@ class ShardWriter:
             self._fh = None
 
 
-def encode_batches(tokenizer: Any, batches: Iterable[list[str]], eos_id: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Per batch: the token stream with EOS after each document, and each document's length.
+SEPARATORS = ("eos", "bos")
+
+
+def encode_batches(
+    tokenizer: Any, batches: Iterable[list[str]], sep_id: int, separator: str = "eos"
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Per batch: the token stream with `sep_id` after (eos) or before (bos) each document, and
+    each document's length (separator included).
 
     Encoding is the Rust tokenizer's `encode_batch` (all cores, GIL released); the next batch is
     encoded in the background while this one is flattened and written.
@@ -94,8 +105,11 @@ def encode_batches(tokenizer: Any, batches: Iterable[list[str]], eos_id: int) ->
             ids = pending.result()
             following = next(it, None)
             pending = pool.submit(encode, following) if following is not None else None
-            for doc in ids:
-                doc.append(eos_id)
+            if separator == "bos":
+                ids = [[sep_id, *doc] for doc in ids]
+            else:
+                for doc in ids:
+                    doc.append(sep_id)
             lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
             yield np.fromiter(chain.from_iterable(ids), dtype=DTYPE, count=int(lengths.sum())), lengths
 
@@ -109,11 +123,19 @@ def pack(
     eos_token: str,
     metadata: dict[str, Any],
     total_docs: int | None = None,
+    separator: str = "eos",
+    bos_token: str | None = None,
 ) -> dict[str, Any]:
-    """Tokenize, pack and write a dataset atomically; returns its manifest."""
-    eos_id = tokenizer.convert_tokens_to_ids(eos_token)
-    if eos_id is None or eos_id == tokenizer.unk_token_id:
-        raise GrowupError(f"config key 'tokenizer.eos_token' = {eos_token!r} is not in the tokenizer's vocabulary")
+    """Tokenize, pack and write a dataset atomically; returns its manifest.
+
+    `separator` eos appends `eos_token` to every document; bos puts `bos_token` before each one.
+    """
+    if separator not in SEPARATORS:
+        raise GrowupError(f"config key 'data.packing.separator' is {separator!r}; allowed: {list(SEPARATORS)}")
+    key, sep_token = ("tokenizer.eos_token", eos_token) if separator == "eos" else ("tokenizer.bos_token", bos_token)
+    sep_id = tokenizer.convert_tokens_to_ids(sep_token) if sep_token else None
+    if sep_id is None or sep_id == tokenizer.unk_token_id:
+        raise GrowupError(f"config key {key!r} = {sep_token!r} is not in the tokenizer's vocabulary")
     if len(tokenizer) > np.iinfo(DTYPE).max:
         raise GrowupError(f"vocabulary of {len(tokenizer)} does not fit uint32")
     capacity = shard_capacity(tokens_per_shard, seq_len)
@@ -122,7 +144,7 @@ def pack(
         doc_lengths: list[np.ndarray] = []
         bar = tqdm(total=total_docs, desc=f"pack {Path(out).name}", unit="doc")
         try:
-            for stream, lengths in encode_batches(tokenizer, batches, eos_id):
+            for stream, lengths in encode_batches(tokenizer, batches, sep_id, separator):
                 writer.write(stream)
                 doc_lengths.append(lengths)
                 bar.update(len(lengths))
@@ -142,8 +164,10 @@ def pack(
             "sequences": tokens // seq_len,
             "tail_tokens": tokens % seq_len,
             "shard_capacity": capacity,
-            "eos_token": eos_token,
-            "eos_token_id": int(eos_id),
+            "separator": separator,
+            "separator_token": sep_token,
+            "separator_token_id": int(sep_id),
+            **({"eos_token": eos_token, "eos_token_id": int(sep_id)} if separator == "eos" else {}),
             "shards": [
                 {"file": f"shard-{i:05d}.bin", "tokens": n, "sha256": sha256_file(tmp / f"shard-{i:05d}.bin")}
                 for i, n in enumerate(writer.sizes)

@@ -68,24 +68,45 @@ def build_replay(study: Study, raw_dir: str | os.PathLike[str]) -> list[Path]:
 
 
 def budgets(study: Study, raw_dir: str | os.PathLike[str], out: str | os.PathLike[str]) -> dict[str, Any]:
-    """UniMax character budgets, epochs and epoch stages per language, written as JSON."""
+    """Epochs and epoch stages per language, written as JSON: UniMax character budgets on the data
+    at hand, or, for a language in `data.fixed_schedule`, the epochs the authors' configs fix."""
     chars = {lang: RawDataset.open(Path(raw_dir) / lang).source["characters"] for lang in study.data.language_codes}
-    alloc = unimax(chars, study.data.char_budget, study.data.max_epochs)
-    result = {
-        "char_budget": study.data.char_budget,
-        "max_epochs": study.data.max_epochs,
-        "languages": {
-            lang: {
-                "characters": a.characters,
-                "budget": a.budget,
-                "epochs": a.epochs,
-                "stages": [vars(s) for s in epoch_stages(a.epochs, study.data.epoch_seeds)],
-            }
-            for lang, a in alloc.items()
-        },
-    }
+    result = budget_table(study, chars)
     atomic_write_json(out, result)
     return result
+
+
+def budget_table(study: Study, chars: dict[str, int]) -> dict[str, Any]:
+    """The content of data/unimax.json from each language's character count (see `budgets`)."""
+    alloc = unimax(chars, study.data.char_budget, study.data.max_epochs)
+    fixed = study.raw["data"].get("fixed_schedule") or {}
+    languages = {}
+    for lang, a in alloc.items():
+        entry = {"characters": a.characters, "budget": a.budget, "epochs": a.epochs, "source": "unimax"}
+        if lang in fixed:
+            full, partial = fixed_epochs(fixed[lang], lang)
+            entry.update(epochs=full + partial, unimax_epochs=a.epochs, source="data.fixed_schedule")
+            stages = [vars(s) for s in epoch_stages(full + partial, study.data.epoch_seeds)]
+            if partial:  # exact: samples of the last stage / samples of an epoch, language and replay
+                samples, last = fixed[lang]["samples"], fixed[lang]["partial"]
+                stages[-1].update(fraction=partial, replay_fraction=sum(last[1:]) / sum(samples[1:]))
+        else:
+            stages = [vars(s) for s in epoch_stages(a.epochs, study.data.epoch_seeds)]
+        languages[lang] = {**entry, "stages": stages}
+    return {"char_budget": study.data.char_budget, "max_epochs": study.data.max_epochs, "languages": languages}
+
+
+def fixed_epochs(entry: dict[str, Any], lang: str) -> tuple[int, float]:
+    """(full epochs, fraction of a final partial epoch) of a `data.fixed_schedule` entry; the
+    fraction is the language's samples in that stage over its samples in a full epoch."""
+    full, partial = int(entry["epochs"]), entry.get("partial")
+    fraction = partial[0] / entry["samples"][0] if partial else 0.0
+    if not 0 <= fraction < 1 or full + fraction <= 0:
+        raise GrowupError(
+            f"config key 'data.fixed_schedule.{lang}': epochs {full} and partial {partial} of samples "
+            f"{entry['samples']} must give a positive number of epochs with a partial stage below one epoch"
+        )
+    return full, fraction
 
 
 def make_tokenizer(study: Study, raw_dir: str | os.PathLike[str], out: str | os.PathLike[str]) -> Path:
@@ -118,6 +139,7 @@ def pack_dataset(
             "tokens_per_shard": study.data.tokens_per_shard,
             "batch_docs": study.data.batch_docs,
             "eos_token": study.tokenizer.eos_token,
+            "separator": packing_separator(study),
         },
     }
     return pack(
@@ -129,4 +151,11 @@ def pack_dataset(
         eos_token=study.tokenizer.eos_token,
         metadata=metadata,
         total_docs=len(ds),
+        separator=packing_separator(study),
+        bos_token=study.tokenizer.bos_token,
     )
+
+
+def packing_separator(study: Study) -> str:
+    """Config key `data.packing.separator`: eos after (default) or bos before every document."""
+    return study.raw["data"]["packing"].get("separator", "eos")

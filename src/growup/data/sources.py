@@ -13,6 +13,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
 from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tqdm import tqdm
@@ -72,14 +73,14 @@ def language_documents(study: Study, lang: LanguageSpec) -> tuple[list[str], lis
 
 
 def english_split(study: Study) -> dict[str, tuple[list[str], list[str], dict[str, Any]]]:
-    """The English corpus split 80/20: seeded `train_test_split`, or the released split ids."""
+    """The English corpus split 80/20: seeded `train_test_split`, or the published split's ids."""
     spec = study.data.english
     ds = load_rows(spec, spec.config, study.hub_root)
     released = study.data.english_released_split
     if released:
-        train_idx, test_idx = released_split_indices(released, study.hub_root)
+        (train_idx, test_idx), missing = released_split_rows(released, list(ds["id"]), study.hub_root)
         parts = {"english-80": ds.select(train_idx), "english-20": ds.select(test_idx)}
-        how = {"split": "released", "split_ids": released["hub_id"]}
+        how = {"split": "released", "split_ids": released["hub_id"], "ids_not_in_corpus": missing}
     else:
         split = ds.train_test_split(test_size=study.data.english_test_size, seed=study.data.english_split_seed)
         parts = {"english-80": split["train"], "english-20": split["test"]}
@@ -91,18 +92,47 @@ def english_split(study: Study) -> dict[str, tuple[list[str], list[str], dict[st
     }
 
 
-def released_split_indices(released: dict[str, Any], hub_root: str | None) -> tuple[list[int], list[int]]:
-    """Train and test row indices from the published split dataset (columns configurable)."""
-    ds = hub.load_dataset(released["hub_id"], None, "train", hub_root, released.get("revision", "main"))
-    train_col, test_col = released.get("train_column", "train"), released.get("test_column", "test")
-    missing = [c for c in (train_col, test_col) if c not in ds.column_names]
-    if missing:
+def released_split_ids(released: Mapping[str, Any], hub_root: str | None) -> tuple[list[str], list[str]]:
+    """The document ids (UUID strings such as `<urn:uuid:...>`) of the published 80% and 20% parts.
+
+    Layout (config keys under `data.english.released_split`): one split per part (`train_split`,
+    `test_split`, default train/test), each with the ids in column `id_column` (default id).
+    """
+    column = released.get("id_column", "id")
+    parts = []
+    for key, default in (("train_split", "train"), ("test_split", "test")):
+        split = released.get(key, default)
+        ds = hub.load_dataset(released["hub_id"], released.get("config"), split, hub_root, released.get("revision"))
+        if column not in ds.column_names:
+            raise GrowupError(
+                f"split dataset {released['hub_id']!r} (split {split!r}) has columns {ds.column_names}, not "
+                f"{column!r}: set config key 'data.english.released_split.id_column'"
+            )
+        parts.append([str(i) for i in ds[column] if i is not None])
+    return parts[0], parts[1]
+
+
+def released_split_rows(
+    released: Mapping[str, Any], corpus_ids: Sequence[str], hub_root: str | None
+) -> tuple[tuple[list[int], list[int]], dict[str, int]]:
+    """Row indices of the corpus in each published part, in the part's order, and how many of each
+    part's ids the corpus lacks (a `max_docs` sample holds only some of them)."""
+    train_ids, test_ids = released_split_ids(released, hub_root)
+    overlap = set(train_ids) & set(test_ids)
+    if overlap:
         raise GrowupError(
-            f"split dataset {released['hub_id']!r} has columns {ds.column_names}, not {missing}: set "
-            "config keys 'data.english.released_split.train_column' / 'test_column'"
+            f"split dataset {released['hub_id']!r} puts {len(overlap)} ids in both parts, e.g. {sorted(overlap)[0]!r}"
         )
-    clean = lambda col: [int(i) for i in ds[col] if i is not None]  # noqa: E731
-    return clean(train_col), clean(test_col)
+    row = {doc_id: i for i, doc_id in enumerate(corpus_ids)}
+    rows = ([row[i] for i in train_ids if i in row], [row[i] for i in test_ids if i in row])
+    missing = {"english-80": len(train_ids) - len(rows[0]), "english-20": len(test_ids) - len(rows[1])}
+    if not rows[0] or not rows[1]:
+        raise GrowupError(
+            f"no document of the English corpus is in the published split {released['hub_id']!r} "
+            f"({len(train_ids)} + {len(test_ids)} ids, {len(corpus_ids)} corpus rows): check config keys "
+            "'data.english.released_split' and 'data.english.max_docs'"
+        )
+    return rows, missing
 
 
 def swh_base(study: Study) -> str:

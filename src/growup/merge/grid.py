@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,47 +88,122 @@ def language_subsets(study: Study) -> list[tuple[str, ...]]:
 
 
 def merge_grid(study: Study) -> list[Merge]:
-    """Every merge of the study, in a fixed order (setup, method, subset)."""
+    """Every merge of the study, in a fixed order (setup, method, subset); a method entry with
+    `setups` runs for those setups only."""
     cfg = merging(study)
     setups = cfg.get("setups", list(SETUPS))
-    return [Merge(s, m, sub) for s in setups for m in cfg["methods"] for sub in language_subsets(study)]
+    return [
+        Merge(s, m, sub)
+        for s in setups
+        for m, entry in cfg["methods"].items()
+        if s in ((entry or {}).get("setups") or setups)
+        for sub in language_subsets(study)
+    ]
 
 
-def task_vector_base(study: Study, setup: str) -> str:
-    """The run whose weights are the task-vector base of a setup (config `merging.base`)."""
-    return merging(study)["base"][setup]
+def task_vector_base(study: Study, setup: str, method: str | None = None) -> str:
+    """The run whose weights are the task-vector base of a setup: the method entry's `base_runs`
+    (a merge-base ablation), else config `merging.base`."""
+    entry = merging(study)["methods"].get(method) or {} if method else {}
+    return (entry.get("base_runs") or {}).get(setup) or merging(study)["base"][setup]
 
 
-def merge_sources(study: Study, merge: Merge) -> list[str]:
-    """The runs whose final checkpoints a merge reads: its languages' runs, then its task-vector
-    base when the method uses one."""
-    method = merging(study)["methods"][merge.method]
-    runs = [f"{lang}-{merge.setup}" for lang in merge.subset]
-    return [*runs, task_vector_base(study, merge.setup)] if method.get("base") else runs
+def model_reference(run: str, checkpoints: str | os.PathLike[str]) -> str:
+    """What a merge YAML names a run by: the one place that maps a run name to a model reference.
+    Its final checkpoint under `checkpoints`, as given (relative to the checkout in the workflow,
+    so the YAML is the same wherever the study is built; `growup.merge.run` resolves it)."""
+    return (Path(checkpoints) / run / "final").as_posix()
 
 
-def merge_config(study: Study, merge: Merge, checkpoints: str | os.PathLike[str]) -> dict[str, Any]:
-    """The mergekit config of one merge, with each run's final checkpoint as a path relative to
-    the checkout (`checkpoints` as given); `growup.merge.run` resolves them when it merges."""
+Reference = Callable[[str, Any], str]  # (run, checkpoints root) -> model reference
+
+
+def merge_config(
+    study: Study, merge: Merge, checkpoints: str | os.PathLike[str], reference: Reference = model_reference
+) -> dict[str, Any]:
+    """The mergekit config of one merge, each run named by `reference(run, checkpoints)`.
+
+    With `merging.reference_configs` set, method, parameters, base model, dtype and model order
+    come from the authors' file of that merge; otherwise from the keys of `merging`.
+    """
+    if merging(study).get("reference_configs"):
+        return reference_merge_config(study, merge, checkpoints, reference)
     cfg = merging(study)
     method = cfg["methods"].get(merge.method)
     if method is None:
         raise GrowupError(
             f"unknown merge method {merge.method!r}; config key 'merging.methods' has {list(cfg['methods'])}"
         )
-    root = Path(checkpoints)
     models = [
         {
-            "model": str(root / f"{lang}-{merge.setup}" / "final"),
+            "model": reference(f"{lang}-{merge.setup}", checkpoints),
             "parameters": {"weight": cfg["weight"], **(method.get("model_parameters") or {})},
         }
         for lang in merge.subset
     ]
-    config: dict[str, Any] = {"merge_method": merge.method}
+    config: dict[str, Any] = {"merge_method": method.get("method") or merge.method}
     if method.get("base"):
-        config["base_model"] = str(root / task_vector_base(study, merge.setup) / "final")
+        config["base_model"] = reference(task_vector_base(study, merge.setup, merge.method), checkpoints)
     config.update(models=models, parameters=dict(cfg.get("parameters") or {}), dtype=cfg["dtype"])
     return config
+
+
+def reference_file(study: Study, merge: Merge) -> Path:
+    """The authors' file of a merge: `<method>_<setup>_<languages>.yaml` (setup 1x-cloned written
+    1x_cloned, languages in alphabetical order), under `merging.reference_configs`."""
+    folder = Path(str(merging(study)["reference_configs"])).expanduser()
+    name = f"{merge.method}_{merge.setup.replace('-', '_')}_{'_'.join(sorted(merge.subset))}.yaml"
+    path = folder / name
+    if not path.is_file():
+        raise GrowupError(
+            f"config key 'merging.reference_configs' is {str(folder)!r}, which has no {name!r}: point it "
+            "at mergekit_configs/ of a clone of https://github.com/liu-nlp/multilingual-scaling, or set it "
+            "to null"
+        )
+    return path
+
+
+def run_of_hub_id(study: Study) -> dict[str, str]:
+    """Hub id -> run name, from `released.models` (how the authors' files name each run)."""
+    models = (study.raw.get("released") or {}).get("models") or {}
+    if not models:
+        raise GrowupError("config key 'merging.reference_configs' needs 'released.models' (run -> Hub id)")
+    return {hub_id: run for run, hub_id in models.items()}
+
+
+def reference_merge_config(
+    study: Study, merge: Merge, checkpoints: str | os.PathLike[str], reference: Reference = model_reference
+) -> dict[str, Any]:
+    """One of the authors' mergekit configs as it stands, with each Hub id mapped to its run's
+    reference: every field and the model order are theirs."""
+    path = reference_file(study, merge)
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    runs = run_of_hub_id(study)
+
+    def run_for(hub_id: str) -> str:
+        if hub_id not in runs:
+            raise GrowupError(f"{path.name}: model {hub_id!r} is not in config key 'released.models'")
+        return runs[hub_id]
+
+    if raw.get("merge_method") != merge.method:
+        raise GrowupError(f"{path.name}: merge_method {raw.get('merge_method')!r}, expected {merge.method!r}")
+    wanted = {f"{lang}-{merge.setup}" for lang in merge.subset}
+    found = [run_for(m["model"]) for m in raw["models"]]
+    if sorted(found) != sorted(wanted):
+        raise GrowupError(f"{path.name}: models {found}, expected the runs {sorted(wanted)}")
+    config = dict(raw)
+    config["models"] = [
+        {**m, "model": reference(run, checkpoints)} for m, run in zip(raw["models"], found, strict=True)
+    ]
+    if "base_model" in raw:
+        config["base_model"] = reference(run_for(raw["base_model"]), checkpoints)
+    return config
+
+
+def merge_runs(study: Study, merge: Merge) -> list[str]:
+    """The runs a merge reads (its models, then its base if any), in the order of its config."""
+    config = merge_config(study, merge, "checkpoints", reference=lambda run, _root: run)
+    return [m["model"] for m in config["models"]] + ([config["base_model"]] if "base_model" in config else [])
 
 
 def referenced_paths(config: Mapping[str, Any]) -> list[str]:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -55,7 +56,30 @@ def tokenizer_vocab_size(tokenizer_dir: str | os.PathLike[str], expected: int | 
     return size
 
 
-def init_model(config: LlamaConfig, seed: int) -> LlamaForCausalLM:
-    """A freshly initialised model (normal(0, initializer_range) weights, unit norms), seeded."""
+INIT_SCALINGS = ("none", "num_layers")
+
+
+def init_model(config: LlamaConfig, seed: int, scaling: str = "none") -> LlamaForCausalLM:
+    """A freshly initialised model (normal(0, initializer_range) weights, unit norms), seeded.
+
+    `scaling` num_layers (config key `model.init_scaling`) divides the std of every o_proj and
+    down_proj by sqrt(2 · layers): nanotron's default `scaling_method: NUM_LAYERS`, which the
+    authors' configs leave in force (1/24 -> 1/24/sqrt(60) for 30 layers). The residual stream then
+    grows less with depth.
+    """
+    if scaling not in INIT_SCALINGS:
+        raise GrowupError(f"config key 'model.init_scaling' is {scaling!r}; allowed: {list(INIT_SCALINGS)}")
     torch.manual_seed(seed)
-    return LlamaForCausalLM(config).eval()
+    model = LlamaForCausalLM(config).eval()
+    if scaling == "num_layers":
+        std = output_init_std(config.initializer_range, config.num_hidden_layers)
+        with torch.no_grad():
+            for layer in model.model.layers:
+                layer.self_attn.o_proj.weight.normal_(0.0, std)
+                layer.mlp.down_proj.weight.normal_(0.0, std)
+    return model
+
+
+def output_init_std(std: float, layers: int) -> float:
+    """The std of the residual-output projections under nanotron's NUM_LAYERS scaling."""
+    return std / math.sqrt(2 * layers)

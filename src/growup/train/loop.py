@@ -138,7 +138,7 @@ def train(
     accelerator = Accelerator(mixed_precision=t.mixed_precision if cuda else "no")
     accum = micro_steps(study, accelerator.num_processes)
     datasets = open_datasets(spec, Path(data_dir), t.sequence_length)
-    mixture = Mixture(spec.phases, datasets)
+    mixture = Mixture(spec.phases, datasets, reset_positions=t.reset_positions)
     needed = spec.schedule.steps * t.global_batch
     if needed > len(mixture):
         log.warning(

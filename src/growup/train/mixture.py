@@ -66,9 +66,17 @@ def stream_order(
 
 
 class Mixture:
-    """Batches of (input ids, position ids) for any range of the stream; wraps around if needed."""
+    """Batches of (input ids, position ids) for any range of the stream; wraps around if needed.
 
-    def __init__(self, phases: Sequence[Phase], datasets: Mapping[str, PackedDataset]) -> None:
+    Position ids restart at every document start (`reset_positions`, growup's default) or run
+    0..L-1 over the whole packed row, as the authors' nanotron Llama runs did (config key
+    `training.reset_positions`).
+    """
+
+    def __init__(
+        self, phases: Sequence[Phase], datasets: Mapping[str, PackedDataset], reset_positions: bool = True
+    ) -> None:
+        self.reset_positions = reset_positions
         sizes = {name: len(ds) for name, ds in datasets.items()}
         self.dataset_ids, self.seq_ids, names = stream_order(phases, sizes)
         if len(self.seq_ids) == 0:
@@ -87,7 +95,10 @@ class Mixture:
     def batch(self, start: int, count: int) -> tuple[torch.Tensor, torch.Tensor]:
         rows = [(start + i) % len(self) for i in range(count)]
         tokens = [self.datasets[self.dataset_ids[r]].sequence(int(self.seq_ids[r])) for r in rows]
-        positions = [self.datasets[self.dataset_ids[r]].positions(int(self.seq_ids[r])) for r in rows]
+        if self.reset_positions:
+            positions = [self.datasets[self.dataset_ids[r]].positions(int(self.seq_ids[r])) for r in rows]
+        else:
+            positions = [np.arange(self.datasets[0].seq_len, dtype=np.int64)] * len(rows)
         return (
             torch.from_numpy(np.stack(tokens).astype(np.int64)),
             torch.from_numpy(np.stack(positions)),

@@ -54,11 +54,15 @@ def parse_run(study: Study, name: str) -> tuple[str, str | None, str | None]:
 
 
 def language_phases(study: Study, lang: str, budgets: dict) -> list[Phase]:
-    """One phase per UniMax epoch stage: that epoch of the language plus its replay set."""
+    """One phase per epoch stage: that epoch of the language plus its replay set (the same fraction
+    of it, or the stage's own `replay_fraction` where the authors' configs fix one)."""
     stages = budgets["languages"][lang]["stages"]
     return [
         Phase(
-            (Portion(lang, s["fraction"], s["seed"]), Portion(f"replay-{lang}", s["fraction"], s["seed"])),
+            (
+                Portion(lang, s["fraction"], s["seed"]),
+                Portion(f"replay-{lang}", s.get("replay_fraction", s["fraction"]), s["seed"]),
+            ),
             s["seed"],
         )
         for s in stages
@@ -68,21 +72,19 @@ def language_phases(study: Study, lang: str, budgets: dict) -> list[Phase]:
 def run_spec(study: Study, name: str, data_dir: str | os.PathLike[str] = "data") -> RunSpec:
     """The schedule and data phases of one run, from config (and data/unimax.json for languages)."""
     kind, lang, _ = parse_run(study, name)
-    seeds = study.data.epoch_seeds
     t = study.training
     if kind == "seed":
-        code = [
-            Phase((Portion("code", 1.0, seeds[i % len(seeds)]),), seeds[i % len(seeds)])
-            for i in range(t.seed_code_epochs)
-        ]
-        mixed_seed = seeds[t.seed_code_epochs % len(seeds)]
+        seeds = stage_seeds(study, "seed", t.seed_code_epochs + 1)
+        code = [Phase((Portion("code", 1.0, seeds[i]),), seeds[i]) for i in range(t.seed_code_epochs)]
+        mixed_seed = seeds[t.seed_code_epochs]
         phases = [
             *code,
             Phase((Portion("code", 1.0, mixed_seed), Portion("english-80", 1.0, mixed_seed)), mixed_seed),
         ]
         return RunSpec(name, kind, t.schedules["seed"], tuple(phases), t.checkpoint_every_base)
     if kind == "english":
-        phases = [Phase((Portion("english-20", 1.0, seeds[0]),), seeds[0])]
+        (seed,) = stage_seeds(study, "english", 1)
+        phases = [Phase((Portion("english-20", 1.0, seed),), seed)]
         return RunSpec(name, kind, t.schedules["english"], tuple(phases), t.checkpoint_every_base)
     budgets_file = Path(data_dir) / "unimax.json"
     if not budgets_file.is_file():
@@ -90,7 +92,7 @@ def run_spec(study: Study, name: str, data_dir: str | os.PathLike[str] = "data")
     budgets = json.loads(budgets_file.read_text(encoding="utf-8"))
     if kind == "language":
         phases = language_phases(study, lang, budgets)
-        return RunSpec(name, kind, t.schedules[lang], tuple(phases), t.checkpoint_every_adaptation)
+        return RunSpec(name, kind, t.schedules[lang], tuple(phases), checkpoint_every(study, name))
     portions = tuple(
         p
         for code in study.data.language_codes
@@ -100,6 +102,35 @@ def run_spec(study: Study, name: str, data_dir: str | os.PathLike[str] = "data")
     return RunSpec(
         name, kind, t.schedules["multilingual"], (Phase(portions, study.seed),), t.checkpoint_every_adaptation
     )
+
+
+def stage_seeds(study: Study, kind: str, count: int) -> list[int]:
+    """Data seeds of a base run's stages: config key `data.base_stage_seeds.<kind>` (the authors
+    used 42 for every stage), else `data.epoch_seeds` in order."""
+    fixed = (study.raw["data"].get("base_stage_seeds") or {}).get(kind)
+    seeds = (
+        list(fixed)
+        if fixed
+        else [study.data.epoch_seeds[i % len(study.data.epoch_seeds)] for i in range(count)]
+    )
+    if len(seeds) != count:
+        raise GrowupError(
+            f"config key 'data.base_stage_seeds.{kind}' has {len(seeds)} seeds; "
+            f"the {kind} run has {count} stages"
+        )
+    return seeds
+
+
+def checkpoint_every(study: Study, name: str) -> int:
+    """Steps between a run's checkpoints: base or adaptation, or `checkpoint_every.languages.<lang>`
+    for a language's runs (the authors saved Faroese every 24 steps, once per epoch)."""
+    kind, lang, _ = parse_run(study, name)
+    if kind in ("seed", "english"):
+        return study.training.checkpoint_every_base
+    overrides = study.raw["training"]["checkpoint_every"].get("languages") or {}
+    if kind == "language" and lang in overrides:
+        return int(overrides[lang])
+    return study.training.checkpoint_every_adaptation
 
 
 def start_checkpoint(study: Study, name: str) -> str:
