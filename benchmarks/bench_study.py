@@ -35,7 +35,7 @@ def stage_table(workdir: Path) -> list[dict[str, float | int | str]]:
     rows = []
     for stage in STAGES:
         jobs = wall = cpu = rss = 0.0
-        for tsv in sorted((workdir / "logs" / "benchmarks" / stage).glob("*.tsv")):
+        for tsv in sorted((workdir / "logs" / "benchmarks" / stage).rglob("*.tsv")):
             with tsv.open() as fh:
                 for rec in csv.DictReader(fh, delimiter="\t"):
                     jobs += 1
