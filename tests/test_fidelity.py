@@ -125,7 +125,7 @@ def start_run(authors: dict[str, Any]) -> tuple[str, int | None]:
     ckpt, init = authors["checkpoints"], authors["model"]["init_method"]
     path = ckpt.get("resume_checkpoint_path") or init.get("path")
     if path is None:
-        return "seed/init", None
+        return "init/final", None
     folder, step = Path(path).parts[-2:]
     parent = run_name(folder)
     cloned = init.get("embedding_dimension_cloning_factor")
