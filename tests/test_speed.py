@@ -215,7 +215,8 @@ def test_fused_adamw_matches_plain_over_20_steps(plain):
 
 
 def test_compiled_matches_eager_over_20_steps(plain):
-    assert_same_training(train_steps(study(compile=True)), plain, rtol=1e-5)
+    # the compiled decoder layers and the compiled per-chunk loss math
+    assert_same_training(train_steps(study(compile=True, chunked_loss=True, loss_chunk_size=50)), plain)
 
 
 def test_switch_values():

@@ -193,7 +193,8 @@ def optimizer_step(
     loss_sum = torch.zeros((), device=accelerator.device)
     accum = len(batches)
     for a, (tokens, positions) in enumerate(batches):
-        kwargs = attention_inputs(study, tokens, positions)
+        kwargs = attention_inputs(study, tokens, positions)  # from host positions: no device sync
+        kwargs = {k: v.to(accelerator.device) if torch.is_tensor(v) else v for k, v in kwargs.items()}
         tokens, positions = tokens.to(accelerator.device), positions.to(accelerator.device)
         sync = contextlib.nullcontext() if a == accum - 1 else accelerator.no_sync(net)
         with sync, accelerator.autocast():
