@@ -130,7 +130,9 @@ def lm_loss(
         logits = model(input_ids=tokens, position_ids=positions, **kwargs).logits
         return causal_lm_loss(logits, tokens)
     hidden = model.model(input_ids=tokens, position_ids=positions, **kwargs).last_hidden_state
-    factor = getattr(model.lm_head, "factor", 1)
+    from growup.models.hyperllama import normalization_factor
+
+    factor = normalization_factor(model.config)  # the config's, whichever class holds the head
     hidden = hidden[:, :-1].flatten(0, 1)
     if factor != 1:
         hidden = hidden / factor  # as NormalizedLMHead does, before the product
