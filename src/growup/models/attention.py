@@ -25,8 +25,10 @@ from typing import Any
 
 import torch
 from torch.nn import functional as F
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
 NAME = "growup_sdpa"
+T = torch.Tensor
 
 
 def document_boundaries(positions: torch.Tensor) -> tuple[torch.Tensor, int]:
@@ -43,18 +45,27 @@ def document_boundaries(positions: torch.Tensor) -> tuple[torch.Tensor, int]:
     return cu, int((cu[1:] - cu[:-1]).max())
 
 
-def _flash_varlen(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu: torch.Tensor, max_len: int, scale: float
-):
+def _varlen_kernel() -> Any:
+    """flash-attn's varlen function when installed, else torch's (resolved once, outside graphs)."""
     try:
         from flash_attn import flash_attn_varlen_func
     except ImportError:
         from torch.nn.attention.varlen import varlen_attn
 
-        return varlen_attn(
-            q, k, v, cu, cu, max_len, max_len, scale=scale, window_size=(-1, 0), enable_gqa=True
-        )
-    return flash_attn_varlen_func(q, k, v, cu, cu, max_len, max_len, softmax_scale=scale, causal=True)
+        def kernel(q: T, k: T, v: T, cu: T, max_len: int, scale: float) -> T:
+            return varlen_attn(
+                q, k, v, cu, cu, max_len, max_len, scale=scale, window_size=(-1, 0), enable_gqa=True
+            )
+
+        return kernel
+
+    def kernel(q: T, k: T, v: T, cu: T, max_len: int, scale: float) -> T:
+        return flash_attn_varlen_func(q, k, v, cu, cu, max_len, max_len, softmax_scale=scale, causal=True)
+
+    return kernel
+
+
+_KERNEL: list[Any] = []
 
 
 @torch.compiler.disable
@@ -86,8 +97,6 @@ def growup_sdpa(
     **kwargs: Any,
 ) -> tuple[torch.Tensor, None]:
     """A transformers attention function: (batch, heads, T, dim) in, (batch, T, heads, dim) out."""
-    from transformers.integrations.sdpa_attention import sdpa_attention_forward
-
     if attention_mask is not None:
         raise ValueError(f"{NAME} is a training path without padding; got an attention mask")
     if dropout:
@@ -102,8 +111,8 @@ def growup_sdpa(
 
     q, k, v = flat(query), flat(key), flat(value)
     cu = cu_seq_lens_q.to(query.device, non_blocking=True)
-    if query.is_cuda and query.dtype in (torch.bfloat16, torch.float16):
-        out = _flash_varlen(q, k, v, cu, max_length_q or length, scale)
+    if _KERNEL and query.is_cuda and query.dtype in (torch.bfloat16, torch.float16):
+        out = _KERNEL[0](q, k, v, cu, max_length_q or length, scale)
     else:
         out = _per_document(q, k, v, cu, scale)
     return out.view(batch, length, heads, dim), None
@@ -113,4 +122,6 @@ def register() -> None:
     """Make `growup_sdpa` a valid `attn_implementation` (idempotent)."""
     from transformers import AttentionInterface
 
+    if not _KERNEL and torch.cuda.is_available():
+        _KERNEL.append(_varlen_kernel())
     AttentionInterface.register(NAME, growup_sdpa)
