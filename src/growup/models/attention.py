@@ -72,15 +72,21 @@ _KERNEL: list[Any] = []
 def _per_document(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu: torch.Tensor, scale: float
 ) -> torch.Tensor:
-    """Causal SDPA over each document of (tokens, heads, dim) inputs; the host loop stays out of graphs."""
-    bounds = cu.tolist()
+    """Causal SDPA over each document of (tokens, heads, dim) inputs; the host loop stays out of graphs.
+    Key/value heads are repeated for GQA first: CPU SDPA with `enable_gqa` falls back to a slower kernel."""
+    groups = q.shape[1] // k.shape[1]
+    if groups > 1:
+        k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
+
+    def doc(x: torch.Tensor, s: int, e: int) -> torch.Tensor:
+        return x[s:e].transpose(0, 1).unsqueeze(0)  # (1, heads, length, dim)
+
     out = [
-        F.scaled_dot_product_attention(
-            q[s:e].transpose(0, 1), k[s:e].transpose(0, 1), v[s:e].transpose(0, 1),
-            is_causal=True, scale=scale, enable_gqa=True,
-        ).transpose(0, 1)
-        for s, e in itertools.pairwise(bounds)
-    ]  # fmt: skip
+        F.scaled_dot_product_attention(doc(q, s, e), doc(k, s, e), doc(v, s, e), is_causal=True, scale=scale)
+        .squeeze(0)
+        .transpose(0, 1)
+        for s, e in itertools.pairwise(cu.tolist())
+    ]
     return torch.cat(out)
 
 
