@@ -30,9 +30,10 @@ from transformers import AutoTokenizer  # noqa: E402
 
 from growup.config import load_config  # noqa: E402
 from growup.evaluate.harness import evaluate, make_lm, study_tasks  # noqa: E402
-from growup.models.build import init_model, study_configs  # noqa: E402
+from growup.models.build import study_configs  # noqa: E402
 from growup.models.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from growup.models.flops import count_parameters  # noqa: E402
+from growup.models.hyperllama import model_class  # noqa: E402
 
 
 def main() -> None:
@@ -62,9 +63,9 @@ def main() -> None:
     )
     for name, config in study_configs(study, len(tok)).items():
         folder = tmp / name
-        save_checkpoint(
-            init_model(config, seed=0), folder, {"operation": "init"}, tokenizer_src=data / "tokenizer"
-        )
+        torch.manual_seed(0)
+        model = model_class(config)(config)  # a clone's HyperLlama head divides by the clone factor
+        save_checkpoint(model, folder, {"operation": "init"}, tokenizer_src=data / "tokenizer")
         warm = make_lm(load_checkpoint(folder, dtype=ev.get("dtype", "auto")), tok, study)
         evaluate(warm, study, tasks, limit=2)  # untimed: datasets, task objects, kernels
         del warm

@@ -40,8 +40,9 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 
 from growup.config import Study, load_config  # noqa: E402
-from growup.models.build import init_model, study_configs  # noqa: E402
+from growup.models.build import study_configs  # noqa: E402
 from growup.models.flops import count_parameters, flops_per_token  # noqa: E402
+from growup.models.hyperllama import model_class  # noqa: E402
 from growup.train.budget import device_peak_flops  # noqa: E402
 from growup.train.loop import optimizer_step, setup_training  # noqa: E402
 from growup.train.memory import peak_bytes  # noqa: E402
@@ -91,7 +92,9 @@ def measure(study: Study, config, micro: int, args: argparse.Namespace) -> dict:
     cuda = torch.cuda.is_available()
     accelerator = Accelerator(mixed_precision=t.mixed_precision if cuda else "no")
     # the model as `growup train` loads it (sdpa: growup_sdpa replaces it when configured)
-    model = init_model(copy.deepcopy(config), seed=study.seed).to(torch.float32)
+    config = copy.deepcopy(config)
+    torch.manual_seed(study.seed)
+    model = model_class(config)(config)  # a clone's HyperLlama head divides by the clone factor
     model.set_attn_implementation("sdpa")
     model.config.use_cache = False
     net, optimizer = setup_training(study, model)
