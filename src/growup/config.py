@@ -27,6 +27,11 @@ def load_schema() -> dict[str, Any]:
     return yaml.safe_load(SCHEMA_PATH.read_text(encoding="utf-8"))
 
 
+def schema_default(section: str, key: str) -> Any:
+    """The `default` the schema states for `section.key` (a key's default is written there once)."""
+    return load_schema()["properties"][section]["properties"][key]["default"]
+
+
 def _describe(error: jsonschema.ValidationError) -> str:
     key = ".".join(str(p) for p in error.absolute_path) or "<top level>"
     allowed = {
@@ -376,6 +381,11 @@ class TrainingSpec:
     reset_positions: bool = True  # false: positions 0..L-1 over the packed row, as the authors' Llama runs
     peak_flops: float | None = None
     seed_code_epochs: int = 2
+    # speed switches (growup.train.loop); their defaults live in the schema only
+    compile: bool | str = field(default_factory=lambda: schema_default("training", "compile"))
+    fused_adamw: bool | str = field(default_factory=lambda: schema_default("training", "fused_adamw"))
+    chunked_loss: bool = field(default_factory=lambda: schema_default("training", "chunked_loss"))
+    loss_chunk_size: int = field(default_factory=lambda: schema_default("training", "loss_chunk_size"))
     schedules: Mapping[str, ScheduleSpec] = field(default_factory=dict)
 
     @classmethod

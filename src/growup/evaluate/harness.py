@@ -166,6 +166,9 @@ def make_lm(model: Any, tokenizer: Any, study: Study) -> Any:
         pretrained=model.to(device),
         tokenizer=tokenizer,
         batch_size=batch,
+        # on a GPU, "auto" probes down from here on OOM at the longest pair's length; lm-eval's
+        # default cap of 64 short sentences leaves a GPU mostly idle. CPU: the fixed size above.
+        max_batch_size=512,
         device=device,
         prefix_token_id=prefix_id,
         score_first_token=prefix != "none",

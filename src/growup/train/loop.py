@@ -3,11 +3,18 @@
 - AdamW with the study's betas, eps and weight decay (on every parameter), gradient clipping,
   and gradient accumulation sized so that a step sees `training.global_batch` sequences whatever
   the number of devices; bf16 autocast on GPU, fp32 on CPU.
+- Speed switches that change no result beyond floating-point rounding (each tested against the
+  plain path): `training.compile` (torch.compile of the decoder layers), `training.fused_adamw`,
+  `training.chunked_loss` (growup.train.loss), and, with `attn_implementation: sdpa`, growup's
+  attention (growup.models.attention): SDPA's causal kernel, or variable-length attention per
+  document when `document_attention_mask` is on, never a dense (T x T) mask.
 - Starts from a checkpoint with a fresh optimizer and schedule, as the study did.
 - Saves Hugging Face checkpoints every `checkpoint_every` steps (atomically, with a card naming the
   lineage, step, tokens and FLOPs) and the full resumable state every `state_every` steps; SIGTERM
   saves the state and exits with status 143, so a preempted job loses nothing.
-- Logs metrics as JSON lines (step, loss, lr, grad norm, tokens, FLOPs, tokens/s, MFU on GPU).
+- Records metrics as JSON lines (step, loss, lr, grad norm, tokens, FLOPs): only what the run
+  computed, so `metrics.jsonl` is the same bytes on every machine. Wall-clock figures (tokens/s,
+  MFU on GPU) go to the log and the progress bar.
 """
 
 from __future__ import annotations
@@ -25,15 +32,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.nn import functional as F
+from torch import nn
 from tqdm import tqdm
 
 from growup.config import Study
 from growup.data.packing import PackedDataset
 from growup.errors import GrowupError
 from growup.io import atomic_dir
+from growup.models import attention
 from growup.models.checkpoint import copy_tokenizer, load_checkpoint, read_card, save_checkpoint
 from growup.models.flops import count_parameters, flops_per_token
+from growup.train.loss import causal_lm_loss, lm_loss
 from growup.train.mixture import Mixture
 from growup.train.runs import RunSpec, run_spec
 from growup.train.schedule import wsd_lr
@@ -115,9 +124,87 @@ def open_datasets(spec: RunSpec, data_dir: Path, seq_len: int) -> dict[str, Pack
     return datasets
 
 
-def causal_lm_loss(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-    """Mean next-token cross entropy over every position that has a next token (fp32)."""
-    return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), tokens[:, 1:].flatten())
+def switch(value: bool | str, key: str) -> bool:
+    """A speed switch's value: true, false, or auto (on where CUDA is available)."""
+    if value == "auto":
+        return torch.cuda.is_available()
+    if isinstance(value, bool):
+        return value
+    raise GrowupError(f"config key 'training.{key}' is {value!r}; allowed: auto, true, false")
+
+
+class LossModel(nn.Module):
+    """A causal LM and its next-token loss as one module, so the forward that DDP or FSDP wraps
+    ends in the loss (the chunked loss starts from the decoder's hidden states, not the logits)."""
+
+    def __init__(self, lm: nn.Module, chunk_size: int | None, compiled: bool) -> None:
+        super().__init__()
+        self.lm = lm
+        self.chunk_size = chunk_size
+        self.compiled = compiled
+        self._no_split_modules = getattr(lm, "_no_split_modules", None)  # FSDP's wrap policy
+
+    def forward(self, tokens: torch.Tensor, positions: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        return lm_loss(self.lm, tokens, positions, self.chunk_size, self.compiled, **kwargs)
+
+
+def setup_training(study: Study, model: nn.Module) -> tuple[LossModel, torch.optim.Optimizer]:
+    """The loss module and AdamW for `model`, with the config's attention and speed switches."""
+    t = study.training
+    if t.attn_implementation == "sdpa":
+        attention.register()
+        model.set_attn_implementation(attention.NAME)
+    compiled = switch(t.compile, "compile")
+    if compiled:
+        for layer in model.model.layers:  # in place: parameter names and state dicts stay the same
+            layer.compile()
+    net = LossModel(model, t.loss_chunk_size if t.chunked_loss else None, compiled)
+    optimizer = torch.optim.AdamW(
+        net.parameters(),
+        lr=t.peak_lr,
+        betas=t.betas,
+        eps=t.eps,
+        weight_decay=t.weight_decay,
+        fused=switch(t.fused_adamw, "fused_adamw") or None,
+    )
+    return net, optimizer
+
+
+def attention_inputs(study: Study, tokens: torch.Tensor, positions: torch.Tensor) -> dict[str, Any]:
+    """Model keyword arguments that select the attention of one micro-batch (host tensors in)."""
+    t = study.training
+    if t.attn_implementation != "sdpa":  # transformers' own path: it builds a mask from the positions
+        return {} if t.document_attention_mask else {"attention_mask": torch.ones_like(tokens)}
+    if not t.document_attention_mask:
+        return {}
+    cu, _ = attention.document_boundaries(positions)
+    # the sequence length bounds every document: a constant, so compiled graphs are not rebuilt
+    return {"cu_seq_lens_q": cu, "max_length_q": tokens.shape[1]}
+
+
+def optimizer_step(
+    study: Study,
+    accelerator: Any,
+    net: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batches: list[tuple[torch.Tensor, torch.Tensor]],
+) -> tuple[float, float]:
+    """Forward and backward over the micro-batches (host tensors), clip, step: (mean loss, grad norm)."""
+    loss_sum = torch.zeros((), device=accelerator.device)
+    accum = len(batches)
+    for a, (tokens, positions) in enumerate(batches):
+        kwargs = attention_inputs(study, tokens, positions)  # from host positions: no device sync
+        kwargs = {k: v.to(accelerator.device) if torch.is_tensor(v) else v for k, v in kwargs.items()}
+        tokens, positions = tokens.to(accelerator.device), positions.to(accelerator.device)
+        sync = contextlib.nullcontext() if a == accum - 1 else accelerator.no_sync(net)
+        with sync, accelerator.autocast():
+            loss = net(tokens, positions, **kwargs) / accum
+        accelerator.backward(loss)
+        loss_sum += loss.detach()
+    grad_norm = accelerator.clip_grad_norm_(net.parameters(), study.training.grad_clip or math.inf)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return accelerator.reduce(loss_sum, reduction="mean").item(), float(grad_norm)
 
 
 def train(
@@ -151,13 +238,12 @@ def train(
     torch.manual_seed(study.seed)
     model = load_checkpoint(init, attn_implementation=t.attn_implementation, dtype=torch.float32)
     model.config.use_cache = False
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=t.peak_lr, betas=t.betas, eps=t.eps, weight_decay=t.weight_decay
-    )
     start = 0
     state = load_state(layout.state)
     if state is not None:
         model.load_state_dict(state["model"])
+    net, optimizer = setup_training(study, model)
+    if state is not None:
         optimizer.load_state_dict(state["optimizer"])
         set_rng_state(state["rng"])
         start = state["step"]
@@ -165,13 +251,11 @@ def train(
     if accelerator.is_main_process:
         layout.out.mkdir(parents=True, exist_ok=True)
         truncate_jsonl(layout.metrics, start)
-    model.train()
-    model, optimizer = accelerator.prepare(model, optimizer)
+    net.train()
+    net, optimizer = accelerator.prepare(net, optimizer)
 
-    fpt = flops_per_token(
-        model.config if not hasattr(model, "module") else model.module.config, t.sequence_length
-    )
-    fpt_6n = 6.0 * count_parameters(accelerator.unwrap_model(model).config).total
+    fpt = flops_per_token(model.config, t.sequence_length)
+    fpt_6n = 6.0 * count_parameters(model.config).total
     parent = read_card(init)
     lineage_base = {
         "run": run,
@@ -200,42 +284,31 @@ def train(
             lr = wsd_lr(step, spec.schedule, t.peak_lr, t.min_lr)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            loss_sum = torch.zeros((), device=accelerator.device)
-            for a in range(accum):
-                first = (step - 1) * t.global_batch + (a * world + rank) * t.micro_batch
-                tokens, positions = mixture.batch(first, t.micro_batch)
-                tokens, positions = tokens.to(accelerator.device), positions.to(accelerator.device)
-                sync = contextlib.nullcontext() if a == accum - 1 else accelerator.no_sync(model)
-                with sync, accelerator.autocast():
-                    # No attention mask: transformers then masks per document from the reset positions.
-                    mask = None if t.document_attention_mask else torch.ones_like(tokens)
-                    logits = model(input_ids=tokens, position_ids=positions, attention_mask=mask).logits
-                    loss = causal_lm_loss(logits, tokens) / accum
-                accelerator.backward(loss)
-                loss_sum += loss.detach()
-            grad_norm = accelerator.clip_grad_norm_(model.parameters(), t.grad_clip or math.inf)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            loss_value = accelerator.reduce(loss_sum, reduction="mean").item()
-            elapsed = time.perf_counter() - began
+            batches = [
+                mixture.batch((step - 1) * t.global_batch + (a * world + rank) * t.micro_batch, t.micro_batch)
+                for a in range(accum)
+            ]
+            loss_value, grad_norm = optimizer_step(study, accelerator, net, optimizer, batches)
             tokens_seen = step * t.tokens_per_step
             record = {
                 "step": step,
                 "loss": loss_value,
                 "lr": lr,
-                "grad_norm": float(grad_norm),
+                "grad_norm": grad_norm,
                 "tokens": tokens_seen,
                 "flops": tokens_seen * fpt,
                 "flops_6n": tokens_seen * fpt_6n,
-                "tokens_per_s": t.tokens_per_step / elapsed,
             }
-            if peak:
-                record["mfu"] = fpt * t.tokens_per_step / elapsed / (peak * world)
             if accelerator.is_main_process:
                 with layout.metrics.open("a", encoding="utf-8") as fh:
                     fh.write(json.dumps(record, sort_keys=True) + "\n")
-            bar.set_postfix(loss=f"{loss_value:.3f}", tok_s=f"{record['tokens_per_s']:,.0f}")
+            # wall-clock figures: progress bar and log only, never metrics.jsonl
+            tok_s = t.tokens_per_step / (time.perf_counter() - began)
+            mfu = f"{fpt * tok_s / (peak * world):.1%}" if peak else "n/a"
+            bar.set_postfix(loss=f"{loss_value:.3f}", tok_s=f"{tok_s:,.0f}", mfu=mfu)
             bar.update(1)
+            if step % spec.checkpoint_every == 0 or step == last:
+                log.info("%s step %d: loss %.4f, %.0f tokens/s, MFU %s", run, step, loss_value, tok_s, mfu)
             lineage = {
                 **lineage_base,
                 "step": step,
@@ -244,9 +317,9 @@ def train(
                 "flops_6n": record["flops_6n"],
             }
             if step % spec.checkpoint_every == 0 or step == spec.schedule.steps:
-                _save_checkpoint(accelerator, model, layout.step(step), lineage, init)
+                _save_checkpoint(accelerator, net, layout.step(step), lineage, init)
             if step % state_every == 0 or stop.raised or step == last:
-                _save_state(accelerator, model, optimizer, layout.state, step, lineage)
+                _save_state(accelerator, net, optimizer, layout.state, step, lineage)
             if stop.raised:
                 log.warning("SIGTERM: saved state at step %d of %s; rerun to resume", step, run)
                 raise SystemExit(PREEMPTED)
@@ -257,7 +330,7 @@ def train(
         final_step = layout.step(spec.schedule.steps)
         if not final_step.is_dir():  # a zero-step run: the start checkpoint, unchanged
             _save_checkpoint(
-                accelerator, model, final_step, {**lineage_base, "step": 0, "tokens": 0, "flops": 0}, init
+                accelerator, net, final_step, {**lineage_base, "step": 0, "tokens": 0, "flops": 0}, init
             )
         with atomic_dir(layout.final) as tmp:
             shutil.copytree(final_step, tmp, dirs_exist_ok=True)
@@ -265,24 +338,42 @@ def train(
     return layout.final
 
 
-def _save_checkpoint(accelerator: Any, model: Any, path: Path, lineage: dict, init: Any) -> None:
+def _lm_state(accelerator: Any, net: Any) -> dict[str, torch.Tensor]:
+    """The language model's full state dict (gathered under FSDP), without LossModel's prefix."""
+    state = accelerator.get_state_dict(net)
+    return {k.removeprefix("lm."): v for k, v in state.items()} if state is not None else {}
+
+
+def _save_checkpoint(accelerator: Any, net: Any, path: Path, lineage: dict, init: Any) -> None:
     accelerator.wait_for_everyone()
-    state = accelerator.get_state_dict(model)
+    state = _lm_state(accelerator, net)
     if accelerator.is_main_process:
-        unwrapped = accelerator.unwrap_model(model)
-        was_training = unwrapped.training
-        save_checkpoint(unwrapped, path, lineage, tokenizer_src=init)
-        unwrapped.train(was_training)
+        lm = accelerator.unwrap_model(net).lm
+        was_training = lm.training
+        save_checkpoint(lm, path, lineage, tokenizer_src=init)
+        lm.train(was_training)
         del state
     accelerator.wait_for_everyone()
 
 
-def _save_state(accelerator: Any, model: Any, optimizer: Any, path: Path, step: int, lineage: dict) -> None:
+def _save_state(accelerator: Any, net: Any, optimizer: Any, path: Path, step: int, lineage: dict) -> None:
     accelerator.wait_for_everyone()
-    model_state = accelerator.get_state_dict(model)
+    model_state = _lm_state(accelerator, net)
     if accelerator.is_main_process:
         save_state(path, model_state, optimizer.state_dict(), step, {"tokens": lineage["tokens"]})
     accelerator.wait_for_everyone()
 
 
-__all__ = ["FINAL", "METRICS", "PREEMPTED", "STATE", "Layout", "copy_tokenizer", "train"]
+__all__ = [
+    "FINAL",
+    "METRICS",
+    "PREEMPTED",
+    "STATE",
+    "Layout",
+    "LossModel",
+    "causal_lm_loss",
+    "copy_tokenizer",
+    "optimizer_step",
+    "setup_training",
+    "train",
+]
