@@ -23,6 +23,19 @@ container: os.environ.get("GROWUP_IMAGE", "docker://growup:0.1.0")
 
 
 include: "workflow/rules/common.smk"
+
+
+wildcard_constraints:
+    lang=_alternatives(LANGUAGES),
+    dataset=_alternatives(RAW_DATASETS),
+    run=_alternatives(TRAINED_RUNS),
+    parent="seed|english-1x",
+    setup=_alternatives(SETUPS),
+    method=_alternatives({m.method for m in MERGES}),
+    subset=_alternatives({m.subset_name for m in MERGES}),
+    figure=_alternatives(FIGURE_NAMES),
+
+
 include: "workflow/rules/models.smk"
 include: "workflow/rules/data.smk"
 

@@ -104,7 +104,7 @@ def test_slurm_profile_plans_every_training_job_with_its_gpus(slurm_plan):
     assert train["run=isl-2x"]["resources"]["gpus"] == 16 and train["run=isl-2x"]["resources"]["nodes"] == 2
     assert "srun --nodes=4 --ntasks=4 --ntasks-per-node=1 --gres=gpu:8" in seed["shell"]
     assert "accelerate launch --multi_gpu --num_processes=32 --num_machines=4" in seed["shell"]
-    assert '-m growup.cli train "$@"\' growup-train --configfile' in seed["shell"]
+    assert '-m growup.cli train "$@"\' growup-train --spec' in seed["shell"]
 
 
 def test_the_plugin_turns_training_resources_into_sbatch_options(slurm_plan):
@@ -123,14 +123,14 @@ def test_local_profile_plans_the_mini_study_on_the_cpu(tmp_path):
     assert len(train) == 21
     for job in train.values():
         assert job["resources"]["gpus"] == 0 and "nodes" not in job["resources"]
-        assert job["shell"].startswith("growup train --configfile")
+        assert job["shell"].startswith("growup train --spec")
 
 
 def test_local_profile_caps_paper_jobs_at_the_machines_gpus(tmp_path):
     work = copy_workflow(tmp_path)
     seed = jobs(dry_run(work, "--profile", "profiles/local", "--configfile", "config/paper.yaml"), "train")
     assert seed["run=seed"]["resources"]["gpus"] == 1
-    assert seed["run=seed"]["shell"].startswith("growup train --configfile")
+    assert seed["run=seed"]["shell"].startswith("growup train --spec")
     out = dry_run(
         work, "--profile", "profiles/local", "--configfile", "config/paper.yaml", "--resources", "gpus=4"
     )

@@ -256,14 +256,30 @@ def _eval(args: argparse.Namespace) -> None:
 
         study = _study(args, "eval checkpoint")
         out = evaluate_checkpoint(
-            study, args.checkpoint, args.model, args.step, args.out_root, args.tasks, args.limit
+            study,
+            args.checkpoint,
+            args.model,
+            args.step,
+            args.out_root,
+            args.tasks,
+            args.limit,
+            out_dir=args.out,
         )
         log.info("wrote %s", out)
     elif args.verb == "sweep":
         from growup.evaluate.sweep import sweep
 
         study = _study(args, "eval run", run=args.model)
-        for out in sweep(study, args.run_dir, args.model, args.out_root, args.init, args.tasks, args.limit):
+        for out in sweep(
+            study,
+            args.run_dir,
+            args.model,
+            args.out_root,
+            args.init,
+            args.tasks,
+            args.limit,
+            out_dir=args.out,
+        ):
             log.info("wrote %s", out)
     elif args.verb == "merge":
         from growup.evaluate.harness import merge_tasks
@@ -314,7 +330,8 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
             p.add_argument("--run-dir", required=True, help="checkpoints/<run>")
             p.add_argument("--init", help="the run's starting checkpoint, evaluated as step 0")
         p.add_argument("--model", required=True, help="model name in evals/ (the run or merge name)")
-        p.add_argument("--out-root", default="evals")
+        p.add_argument("--out-root", default="evals", help="writes <out-root>/<model>/<step>/")
+        p.add_argument("--out", help="the model's folder instead (<out>/<step>/), e.g. evals/isl-1x")
         p.add_argument("--tasks", nargs="+", help="lm-eval task names (default: the study's)")
         p.add_argument("--limit", type=int, help="pairs per task (default: config evaluation.limit)")
     p = verb("merge", "one merged model -> <out>/final/<task>.json")
@@ -354,7 +371,12 @@ def _merge(args: argparse.Namespace) -> None:
         seed = study.raw["merging"].get("random_seed")
         merge = grid.Merge.parse(study, args.setup, args.method, args.subset)
         config = grid.merge_config(study, merge, args.checkpoints)
-        out = run_merge(config, merge.model_path(args.out_root), seed, merge.yaml_path(args.out_root))
+        out = run_merge(
+            config,
+            args.out or merge.model_path(args.out_root),
+            seed,
+            args.yaml or merge.yaml_path(args.out_root),
+        )
         log.info("merged %s -> %s", merge.name, out)
 
 
@@ -373,7 +395,11 @@ def _add_merge(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--method", required=True, help="a merge method of config key 'merging.methods'")
     p.add_argument("--subset", required=True, help="languages joined with '+' (e.g. ekk+fao)")
     p.add_argument("--checkpoints", default="checkpoints")
-    p.add_argument("--out-root", default="merges")
+    p.add_argument(
+        "--out-root", default="merges", help="writes <out-root>/<setup>/<method>/<subset>{.yaml,/}"
+    )
+    p.add_argument("--out", help="the merged model's folder instead")
+    p.add_argument("--yaml", help="the merge YAML's path instead")
     p.set_defaults(func=_merge)
 
 

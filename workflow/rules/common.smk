@@ -1,6 +1,6 @@
-# Globals every rule file shares: the validated study, the grid it implies, and one helper that
+# Globals every rule file shares. The validated study, the grid it implies, and one helper that
 # turns a job into its spec (the config values that job reads, a param: growup.study).
-# No rule takes the config file as an input: a job reruns when a value it reads changes (its
+# The config file is no job's input; a job reruns when a value it reads changes (its
 # `spec` param), never because the file was touched or a comment edited.
 
 import os
@@ -10,7 +10,7 @@ from growup.config import Study, config_overrides, deep_merge, resolve_config
 from growup.merge.grid import Merge, merge_grid, merge_runs, reference_file
 from growup.report.figures import FIGURES
 from growup.study import spec_json
-from growup.train.runs import SETUPS, run_datasets, run_resources, start_checkpoint, trained_runs
+from growup.train.runs import SETUPS, parse_run, run_datasets, run_resources, start_run, trained_runs
 
 # A --configfile on the command line wins over the default; --config key=value (or a dotted
 # key, e.g. --config training.schedules.isl.steps=30) overrides values like editing the file.
@@ -39,9 +39,10 @@ def spec(job, **args):
     return lambda wc: spec_json(STUDY, job, **{k: v.format(**wc) for k, v in args.items()})
 
 
-def checkpoint_dir(run_final):
-    """checkpoints/<run> of a `<run>/final` name (growup.train.runs.start_checkpoint)."""
-    return "checkpoints/" + run_final.removesuffix("/final")
+def run_budgets(wc):
+    """data/unimax.json, for the runs whose data schedule it sets (language and multilingual)."""
+    kind, _, _ = parse_run(STUDY, wc.run)
+    return ["data/unimax.json"] if kind in ("language", "multilingual") else []
 
 
 def merge_of(wc):
@@ -50,14 +51,3 @@ def merge_of(wc):
 
 def _alternatives(names):
     return "|".join(re.escape(n) for n in sorted(set(names), key=len, reverse=True))
-
-
-wildcard_constraints:
-    lang=_alternatives(LANGUAGES),
-    dataset=_alternatives(RAW_DATASETS),
-    run=_alternatives(TRAINED_RUNS),
-    parent="seed|english-1x",
-    setup=_alternatives(SETUPS),
-    method=_alternatives({m.method for m in MERGES}),
-    subset=_alternatives({m.subset_name for m in MERGES}),
-    figure=_alternatives(FIGURE_NAMES),

@@ -8,7 +8,7 @@ rule fetch_english:
         directory("data/raw/english-20"),
     params:
         spec=spec("data fetch", source="english"),
-        raw="data/raw",
+        raw=lambda wc, output: os.path.dirname(output[0]),
     log:
         "logs/data/fetch_english.log",
     benchmark:
@@ -25,7 +25,7 @@ rule fetch_code:
         directory("data/raw/code"),
     params:
         spec=spec("data fetch", source="code"),
-        raw="data/raw",
+        raw=lambda wc, output: os.path.dirname(output[0]),
     log:
         "logs/data/fetch_code.log",
     benchmark:
@@ -42,7 +42,7 @@ rule fetch_language:
         directory("data/raw/{lang}"),
     params:
         spec=spec("data fetch", source="{lang}"),
-        raw="data/raw",
+        raw=lambda wc, output: os.path.dirname(output[0]),
     log:
         "logs/data/fetch_{lang}.log",
     benchmark:
@@ -61,7 +61,7 @@ rule replay:
         [directory(f"data/raw/replay-{lang}") for lang in LANGUAGES],
     params:
         spec=spec("data replay"),
-        raw="data/raw",
+        raw=lambda wc, input: os.path.dirname(input.raw[0]),
     log:
         "logs/data/replay.log",
     benchmark:
@@ -80,7 +80,7 @@ rule unimax:
         "data/unimax.json",
     params:
         spec=spec("data unimax"),
-        raw="data/raw",
+        raw=lambda wc, input: os.path.dirname(input.raw[0]),
     log:
         "logs/data/unimax.log",
     benchmark:
@@ -96,7 +96,7 @@ rule tokenizer:
         directory("data/tokenizer"),
     params:
         spec=spec("data tokenizer"),
-        raw="data/raw",
+        raw=lambda wc, input: os.path.dirname(input.raw[0]) if input.raw else "data/raw",
     log:
         "logs/data/tokenizer.log",
     benchmark:

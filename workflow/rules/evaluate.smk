@@ -15,7 +15,6 @@ rule eval_run:
         directory("evals/{run}"),
     params:
         spec=spec("eval run", run="{run}"),
-        root="evals",
     log:
         "logs/eval/{run}.log",
     benchmark:
@@ -27,7 +26,7 @@ rule eval_run:
         runtime=120,
     shell:
         "growup eval sweep --spec {params.spec:q} --run-dir {input.run} "
-        "--model {wildcards.run} --out-root {params.root} > {log} 2>&1"
+        "--model {wildcards.run} --out {output} > {log} 2>&1"
 
 
 rule eval_clone:
@@ -37,7 +36,6 @@ rule eval_clone:
         directory("evals/english-1x-cloned"),
     params:
         spec=spec("eval checkpoint"),
-        root="evals",
     log:
         "logs/eval/english-1x-cloned.log",
     benchmark:
@@ -49,7 +47,7 @@ rule eval_clone:
         runtime=60,
     shell:
         "growup eval checkpoint --spec {params.spec:q} --checkpoint {input.checkpoint}/final "
-        "--model english-1x-cloned --step 0 --out-root {params.root} > {log} 2>&1"
+        "--model english-1x-cloned --step 0 --out {output} > {log} 2>&1"
 
 
 rule eval_merge:
@@ -83,7 +81,7 @@ rule tidy:
         pairs="results/tables/pairs.jsonl",
     params:
         spec=spec("eval tidy"),
-        root="evals",
+        root=lambda wc, input: os.path.commonpath(input.evals),
     log:
         "logs/report/tidy.log",
     benchmark:

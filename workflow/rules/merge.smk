@@ -17,7 +17,6 @@ rule merge:
     params:
         spec=spec("merge run", setup="{setup}", method="{method}", subset="{subset}"),
         checkpoints="checkpoints",
-        root="merges",
     group:
         "merges"
     log:
@@ -31,4 +30,5 @@ rule merge:
         runtime=20,
     shell:
         "growup merge run --spec {params.spec:q} --setup {wildcards.setup} --method {wildcards.method} "
-        "--subset {wildcards.subset} --checkpoints {params.checkpoints} --out-root {params.root} > {log} 2>&1"
+        "--subset {wildcards.subset} --checkpoints {params.checkpoints} --out {output.model} "
+        "--yaml {output.config} > {log} 2>&1"

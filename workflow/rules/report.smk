@@ -17,7 +17,7 @@ rule tables:
         ),
     params:
         spec=spec("report tables"),
-        out="results/tables",
+        out=lambda wc, output: os.path.dirname(output[0]),
     log:
         "logs/report/tables.log",
     benchmark:
@@ -39,7 +39,7 @@ rule figure:
         ),
     params:
         spec=spec("report figure", name="{figure}"),
-        out="results/figures",
+        out=lambda wc, output: os.path.dirname(output[0]),
     log:
         "logs/report/figure_{figure}.log",
     benchmark:

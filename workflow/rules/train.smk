@@ -6,22 +6,16 @@
 # published whole into checkpoints/<run>/ when it finishes (growup.train.publish).
 
 from growup.train.launch import gpus_per_node, launch_command, threads_per_process
-from growup.train.runs import parse_run, run_slurm_resources
+from growup.train.runs import run_slurm_resources
 
 GPUS_PER_NODE = gpus_per_node()  # GROWUP_GPUS_PER_NODE, default 8
 
 
-def _budgets(wc):
-    """data/unimax.json, for the runs whose data schedule it sets (language and multilingual)."""
-    kind, _, _ = parse_run(STUDY, wc.run)
-    return ["data/unimax.json"] if kind in ("language", "multilingual") else []
-
-
 rule train:
     input:
-        start=lambda wc: checkpoint_dir(start_checkpoint(STUDY, wc.run)),
+        start=lambda wc: f"checkpoints/{start_run(STUDY, wc.run)}",
         data=lambda wc: [f"data/packed/{d}" for d in run_datasets(STUDY, wc.run)],
-        budgets=_budgets,
+        budgets=run_budgets,
     output:
         directory("checkpoints/{run}"),
     log:

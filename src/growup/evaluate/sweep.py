@@ -100,6 +100,7 @@ def sweep(
     init: str | os.PathLike[str] | None = None,
     tasks: list[str] | None = None,
     limit: int | None = None,
+    out_dir: str | os.PathLike[str] | None = None,
 ) -> list[Path]:
     """Evaluate every checkpoint of a run (and its starting point as step 0, if given) on the
     run's tasks (`run_tasks`), unless `tasks` names others."""
@@ -107,5 +108,5 @@ def sweep(
     points = ([("0", Path(init))] if init else []) + run_checkpoints(run_dir)
     written = []
     for step, path in tqdm(points, desc=f"eval {model_name}", unit="ckpt"):
-        written.append(evaluate_checkpoint(study, path, model_name, step, out_root, tasks, limit))
+        written.append(evaluate_checkpoint(study, path, model_name, step, out_root, tasks, limit, out_dir))
     return written

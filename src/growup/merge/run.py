@@ -49,9 +49,10 @@ def resolve_paths(config: dict[str, Any], root: Path) -> dict[str, Any]:
     return out
 
 
-def _unresolve(folder: Path, config: dict[str, Any], resolved: dict[str, Any]) -> None:
+def _unresolve(folder: Path, config: dict[str, Any], resolved: dict[str, Any], name: str) -> None:
     """Write the checkout-relative paths back into the files mergekit writes beside the weights
-    (its config copy and model card), so a merge is the same bytes wherever it was built."""
+    (its config copy and model card, titled by the folder it wrote: the temporary one), so a
+    merge is the same bytes wherever it was built."""
     pairs = sorted(
         zip(referenced_paths(resolved), referenced_paths(config), strict=True), key=lambda p: -len(p[0])
     )
@@ -59,7 +60,7 @@ def _unresolve(folder: Path, config: dict[str, Any], resolved: dict[str, Any]) -
         path = folder / name
         if path.is_file():
             text = path.read_text(encoding="utf-8")
-            for absolute, relative in pairs:
+            for absolute, relative in [*pairs, (folder.name, name)]:
                 text = text.replace(absolute, relative)
             path.write_text(text, encoding="utf-8")
 
@@ -95,7 +96,7 @@ def run_merge(
     try:
         with atomic_dir(out) as tmp:
             mergekit_run(merge_config, str(tmp), options=options)
-            _unresolve(tmp, config, resolved)
+            _unresolve(tmp, config, resolved, Path(out).name)
     finally:
         if previous is None:
             os.environ.pop("HF_HUB_OFFLINE", None)

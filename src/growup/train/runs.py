@@ -143,6 +143,11 @@ def start_checkpoint(study: Study, name: str) -> str:
     return {"1x": "english-1x/final", "1x-cloned": "english-1x-cloned/final", "2x": "english-2x/final"}[setup]
 
 
+def start_run(study: Study, name: str) -> str:
+    """The checkpoint folder (checkpoints/<this>) whose final/ a run starts from."""
+    return start_checkpoint(study, name).split("/")[0]
+
+
 def run_datasets(study: Study, name: str) -> list[str]:
     """The packed datasets a run reads (known before data/unimax.json exists)."""
     kind, lang, _ = parse_run(study, name)
