@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 import torch
@@ -41,9 +42,16 @@ def hub_root() -> Path | None:
         return root
     if _hub_reachable():
         return None
-    reason = f"no data: {hub.ENV_ROOT} is unset and the Hugging Face Hub is unreachable"
+    skip_or_fail(
+        f"no data: {hub.ENV_ROOT} is unset and the Hugging Face Hub is unreachable",
+        f"in CI a data skip is an error: .ci/run must set {hub.ENV_ROOT}",
+    )
+
+
+def skip_or_fail(reason: str, in_ci: str = "in CI this skip is an error") -> NoReturn:
+    """Skip a test whose inputs are missing, except under CI, where a skip would hide them."""
     if IN_CI:
-        pytest.fail(f"{reason} (in CI a data skip is an error: .ci/run must set {hub.ENV_ROOT})")
+        pytest.fail(f"{reason} ({in_ci})")
     pytest.skip(reason)
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -19,15 +18,14 @@ from typing import Any
 import pytest
 import yaml
 
+from conftest import REPO, skip_or_fail
 from growup.config import Study, load_config, resolve_config
 from growup.data.prepare import budget_table
 from growup.merge import grid
 from growup.models.build import study_configs
 from growup.train import runs
 
-REPO = Path(__file__).resolve().parents[1]
 REFERENCE = REPO.parent / "shared" / "reference" / "liu-nlp-multilingual-scaling"
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 # Deliberate departures from the authors' files (key: what; value: why). README "Fidelity" prints
 # the same list. A departure is asserted for what it is below, never by loosening a comparison.
@@ -90,10 +88,7 @@ def reference() -> Path:
     """The authors' files; skip without them (fail under CI, where they must be present)."""
     if (REFERENCE / "training_configs").is_dir() and (REFERENCE / "mergekit_configs").is_dir():
         return REFERENCE
-    reason = f"the authors' files are not at {REFERENCE} (a copy of liu-nlp/multilingual-scaling)"
-    if IN_CI:
-        pytest.fail(f"{reason}; in CI this skip is an error")
-    pytest.skip(reason)
+    skip_or_fail(f"the authors' files are not at {REFERENCE} (a copy of liu-nlp/multilingual-scaling)")
 
 
 @pytest.fixture(scope="module")
