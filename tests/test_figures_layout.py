@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from synthetic_evals import every_subset, study
 
-from growup.report.figures import FIGURES, draw, layout_problems
+from growup.report.figures import draw, layout_problems
+from growup.study import FIGURES
 
 LANGUAGES = ("ekk", "fao", "isl", "fas", "swe")
 METHODS = ("dare_ties", "linear", "multislerp", "task_arithmetic", "ties")

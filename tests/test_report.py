@@ -9,8 +9,9 @@ import pytest
 from synthetic_evals import study
 
 from growup.report import claims, tables
-from growup.report.figures import FIGURES, render
+from growup.report.figures import render
 from growup.report.frame import load, parse_model
+from growup.study import FIGURES
 
 VERDICT = re.compile(r"^## (\d[ab]?)\. .*: \*\*(holds|does not hold|inconclusive)\*\*$")
 

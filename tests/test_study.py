@@ -9,9 +9,9 @@ import pytest
 import yaml
 
 from conftest import REPO
+from growup.study import FIGURES
 from helpers import copy_repo, planned, run_tool
 
-FIGURES = ("data_efficiency", "english_retention", "merge_heatmaps", "merged_vs_joint")
 TABLES = ("evals.csv", "final_scores.csv", "final_scores.md", "merges.csv", "merges.md", "model_sizes.md")
 
 

@@ -437,7 +437,7 @@ def _report(args: argparse.Namespace) -> None:
 
 
 def _add_report(sub: argparse._SubParsersAction) -> None:
-    from growup.report.figures import FIGURES
+    from growup.study import FIGURES
 
     rp = sub.add_parser("report", help="tables, figures and the claims check").add_subparsers(
         dest="verb", required=True

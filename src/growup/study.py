@@ -18,6 +18,12 @@ from growup.config import Study, load_config, project
 from growup.errors import GrowupError
 from growup.train.runs import parse_run
 
+FIGURES = (
+    "data_efficiency",
+    "english_retention",
+    "merge_heatmaps",
+    "merged_vs_joint",
+)  # results/figures/<name>
 HUB = "hub"  # hub.root: where Hub ids resolve (GROWUP_HUB_ROOT overrides it)
 BENCHMARK_CODES = "data.languages.*.multiblimp"  # study languages and their MultiBLiMP codes
 LANGUAGE_CODES = "data.languages[]"  # the study's languages, without their settings

@@ -8,8 +8,7 @@ import re
 
 from growup.config import Study, config_overrides, deep_merge, resolve_config
 from growup.merge.grid import Merge, merge_grid, merge_runs, reference_file
-from growup.report.figures import FIGURES
-from growup.study import spec_json
+from growup.study import FIGURES, spec_json
 from growup.train.runs import SETUPS, parse_run, run_datasets, run_resources, start_run, trained_runs
 
 # A --configfile on the command line wins over the default; --config key=value (or a dotted

@@ -34,7 +34,6 @@ from growup.report.tables import merge_table
 
 log = logging.getLogger(__name__)
 COLORS = {"1x": "#4C72B0", "1x-cloned": "#DD8452", "2x": "#55A868"}
-FIGURES = ("data_efficiency", "english_retention", "merge_heatmaps", "merged_vs_joint")
 BAND_ALPHA = 0.18
 plt.rcParams.update(
     {

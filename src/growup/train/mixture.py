@@ -11,28 +11,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from growup.data.packing import PackedDataset
 from growup.errors import GrowupError
+from growup.train.runs import Phase, Portion
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Portion:
-    dataset: str
-    fraction: float
-    seed: int
-
-
-@dataclass(frozen=True)
-class Phase:
-    portions: tuple[Portion, ...]
-    seed: int
 
 
 def portion_indices(size: int, portion: Portion) -> np.ndarray:

@@ -13,9 +13,21 @@ from pathlib import Path
 
 from growup.config import ScheduleSpec, Study
 from growup.errors import GrowupError
-from growup.train.mixture import Phase, Portion
 
 SETUPS = ("1x", "1x-cloned", "2x")
+
+
+@dataclass(frozen=True)
+class Portion:
+    dataset: str
+    fraction: float
+    seed: int
+
+
+@dataclass(frozen=True)
+class Phase:
+    portions: tuple[Portion, ...]
+    seed: int
 
 
 @dataclass(frozen=True)
