@@ -3,7 +3,7 @@
 #   snakemake --cores all --configfile config/paper.yaml  the paper at full scale
 #   snakemake results/figures/data_efficiency.pdf         one target and what it needs
 #   snakemake merges/2x/ties/isl+swe                      one merge and what it needs
-#   snakemake --config training.schedules.isl.steps=30    a value overridden, as if edited
+#   snakemake --config 'report={method_spread: 0.05}'   a value overridden, as if edited
 # Rules are thin: each calls one `growup` verb with its job spec (the config values it reads, a
 # param: growup.study); all logic lives in src/growup. The grid of runs, evaluations and merges
 # comes from the config through growup's own functions (workflow/rules/common.smk).

@@ -119,8 +119,9 @@ def test_a_spec_for_another_job_is_refused():
         resolve_spec(None, None, "train", run="isl-1x")
 
 
-def test_dotted_config_overrides_nest():
-    assert config_overrides({"training.schedules.isl.steps": 30, "report": {"method_spread": 0.1}}) == {
-        "training": {"schedules": {"isl": {"steps": 30}}},
-        "report": {"method_spread": 0.1},
+def test_config_overrides_are_typed_as_in_a_file():
+    given = {"report": {"method_spread": "0.5", "bootstrap_seed": "3"}, "evaluation": {"limit": "null"}}
+    assert config_overrides(given) == {
+        "report": {"method_spread": 0.5, "bootstrap_seed": 3},
+        "evaluation": {"limit": None},
     }

@@ -519,16 +519,18 @@ def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, An
 
 
 def config_overrides(values: Mapping[str, Any]) -> dict[str, Any]:
-    """Snakemake's `--config` values as a nested mapping: a dotted key (`training.schedules.isl.steps`)
-    stands for its path, so one value can be overridden without restating its section."""
-    out: dict[str, Any] = {}
-    for key, value in values.items():
-        *parents, last = str(key).split(".")
-        node = out
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[last] = deep_merge(node[last], value) if isinstance(node.get(last), Mapping) else value
-    return out
+    """Snakemake's `--config` values, typed as in a config file. Snakemake reads a nested value
+    (`--config 'report={method_spread: 0.5}'`) with YAML's base loader, which keeps every leaf a
+    string; each leaf is read again as YAML, so 0.5 is a number and null is None."""
+
+    def typed(value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return {key: typed(v) for key, v in value.items()}
+        if isinstance(value, list):
+            return [typed(v) for v in value]
+        return yaml.safe_load(value) if isinstance(value, str) else value
+
+    return {key: typed(value) for key, value in values.items()}
 
 
 def resolve_config(path: str | os.PathLike[str], _seen: tuple[Path, ...] = ()) -> dict[str, Any]:

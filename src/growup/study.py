@@ -106,7 +106,7 @@ def job_reads(study: Study, job: str, **args: Any) -> list[str]:
 
 def job_spec(study: Study, job: str, **args: Any) -> dict[str, Any]:
     """What one job may read: its name, arguments, read patterns and the values they select."""
-    reads = job_reads(study, job, **args)
+    reads = sorted(set(job_reads(study, job, **args)))  # canonical: not the config file's key order
     return {"job": job, "args": args, "reads": reads, "values": project(study.raw, reads)}
 
 

@@ -11,8 +11,8 @@ from growup.merge.grid import Merge, merge_grid, merge_runs, reference_file
 from growup.study import FIGURES, spec_json
 from growup.train.runs import SETUPS, parse_run, run_datasets, run_resources, start_run, trained_runs
 
-# A --configfile on the command line wins over the default; --config key=value (or a dotted
-# key, e.g. --config training.schedules.isl.steps=30) overrides values like editing the file.
+# A --configfile on the command line wins over the default; --config key=value (a nested value
+# in YAML form, e.g. --config 'report={method_spread: 0.05}') overrides values like editing the file.
 STUDY_CONFIG = (workflow.overwrite_configfiles or ["config/config.yaml"])[-1]
 STUDY = Study.from_mapping(
     deep_merge(resolve_config(STUDY_CONFIG), config_overrides(workflow.config_settings.config or {})),

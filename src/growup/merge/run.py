@@ -62,7 +62,23 @@ def _unresolve(folder: Path, config: dict[str, Any], resolved: dict[str, Any], n
             text = path.read_text(encoding="utf-8")
             for absolute, relative in [*pairs, (folder.name, name)]:
                 text = text.replace(absolute, relative)
+            text = _sorted_lists(text)
             path.write_text(text, encoding="utf-8")
+
+
+def _sorted_lists(text: str) -> str:
+    """Markdown bullet lists in sorted order: mergekit lists the merged models from a set, whose
+    order changes with Python's string hashing from one process to the next."""
+    lines, out, run = text.split("\n"), [], []
+    for line in [*lines, None]:
+        if line is not None and line.startswith("* "):
+            run.append(line)
+            continue
+        out.extend(sorted(run))
+        run = []
+        if line is not None:
+            out.append(line)
+    return "\n".join(out)
 
 
 def run_merge(
