@@ -551,17 +551,6 @@ def resolve_config(path: str | os.PathLike[str], _seen: tuple[Path, ...] = ()) -
     return deep_merge(resolve_config(path.parent / parent, (*_seen, path)), data)
 
 
-def config_chain(path: str | os.PathLike[str]) -> list[str]:
-    """The files a config's `extends:` chain reads beyond the config itself (inputs of every job)."""
-    chain, current = [], Path(path)
-    while (parent := dict(_read_yaml(current)).get("extends")) is not None:
-        current = current.parent / str(parent)
-        if str(current) in chain or current.resolve() == Path(path).resolve():
-            break
-        chain.append(str(current))
-    return chain
-
-
 def load_config(path: str | os.PathLike[str]) -> Study:
     """Read, resolve (`extends:`) and validate a study config file."""
     return Study.from_mapping(resolve_config(path), source=str(path))
