@@ -8,6 +8,7 @@ reason; under CI (CI=true) that skip is a failure, so CI can never pass by skipp
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 from pathlib import Path
 from typing import NoReturn
@@ -105,6 +106,13 @@ def study_repo(hub_root, tmp_path_factory) -> Path:
     `dvc repro` (Snakemake on 2 cores, then the artifact manifest). Built once per session."""
     from helpers import copy_repo, git_repo, run_tool
 
-    repo = git_repo(copy_repo(tmp_path_factory.mktemp("study") / "repo"))
+    dest = tmp_path_factory.mktemp("study") / "repo"
+    prebuilt = os.environ.get("GROWUP_PREBUILT_STUDY")
+    if prebuilt:  # for developers iterating on one test: a copy of a study built by this code
+        if IN_CI:
+            pytest.fail("GROWUP_PREBUILT_STUDY is set under CI: CI must build the study itself")
+        shutil.copytree(prebuilt, dest, symlinks=True, ignore=shutil.ignore_patterns(".git", ".venv"))
+        return git_repo(dest)
+    repo = git_repo(copy_repo(dest))
     run_tool(repo, "dvc", "repro")
     return repo
