@@ -7,6 +7,7 @@ message (no traceback) on invalid input.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import sys
@@ -401,6 +402,11 @@ def _add_merge(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="the merged model's folder instead")
     p.add_argument("--yaml", help="the merge YAML's path instead")
     p.set_defaults(func=_merge)
+    p = mg.add_parser("rerun", help="rerun one merge YAML with mergekit's API (runs no checkpoint code)")
+    p.add_argument("file", help="a merge YAML, e.g. merges/1x/ties/isl+swe.yaml")
+    p.add_argument("out", help="the merged model's folder (written atomically)")
+    p.add_argument("--random-seed", type=int, help="mergekit's seed (default: the one in FILE's header)")
+    p.set_defaults(func=lambda args: importlib.import_module("growup.merge.run").rerun_command(args))
 
 
 def _report(args: argparse.Namespace) -> None:
@@ -535,6 +541,9 @@ def _add_budget(sub: argparse._SubParsersAction) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="growup", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "--debug", action="store_true", help="on bad input, show the traceback too (not only the message)"
+    )
     sub = parser.add_subparsers(dest="group", required=True)
     adders: Sequence[Callable[[argparse._SubParsersAction], None]] = (
         _add_model,
@@ -559,10 +568,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         args.func(args)
-    except GrowupError as exc:
+    except INPUT_ERRORS as exc:  # bad input: one message; any other exception is a bug (traceback)
+        if args.debug:
+            raise
         print(f"growup: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("growup: interrupted", file=sys.stderr)
+        return 130
     return 0
+
+
+# errors that say the input is wrong (a GrowupError, or a file that is missing or unreadable)
+INPUT_ERRORS = (GrowupError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
 
 
 if __name__ == "__main__":
