@@ -553,4 +553,8 @@ def resolve_config(path: str | os.PathLike[str], _seen: tuple[Path, ...] = ()) -
 
 def load_config(path: str | os.PathLike[str]) -> Study:
     """Read, resolve (`extends:`) and validate a study config file."""
-    return Study.from_mapping(resolve_config(path), source=str(path))
+    from growup.checks import check_config
+
+    raw = resolve_config(path)
+    check_config(raw, str(path))  # every value a job would reject, one line each (growup.checks)
+    return Study.from_mapping(raw, source=str(path))

@@ -6,6 +6,7 @@
 import os
 import re
 
+from growup.checks import check_config
 from growup.config import Study, config_overrides, deep_merge, resolve_config
 from growup.merge.grid import Merge, merge_grid, merge_runs, reference_file
 from growup.study import FIGURES, spec_json
@@ -14,10 +15,9 @@ from growup.train.runs import SETUPS, parse_run, run_datasets, run_resources, st
 # A --configfile on the command line wins over the default; --config key=value (a nested value
 # in YAML form, e.g. --config 'report={method_spread: 0.05}') overrides values like editing the file.
 STUDY_CONFIG = (workflow.overwrite_configfiles or ["config/config.yaml"])[-1]
-STUDY = Study.from_mapping(
-    deep_merge(resolve_config(STUDY_CONFIG), config_overrides(workflow.config_settings.config or {})),
-    source=STUDY_CONFIG,
-)
+_RAW = deep_merge(resolve_config(STUDY_CONFIG), config_overrides(workflow.config_settings.config or {}))
+check_config(_RAW, STUDY_CONFIG)  # every value a job would reject, before the DAG (growup.checks)
+STUDY = Study.from_mapping(_RAW, source=STUDY_CONFIG)
 config.clear()
 config.update(STUDY.raw)
 RELEASED = bool(config.get("released"))  # published checkpoints stand in for training
