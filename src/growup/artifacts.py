@@ -26,12 +26,12 @@ import logging
 import os
 import time
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
 
-from growup.errors import GrowupError
+from growup.errors import GrowupError, PathEscapeError
 from growup.io import atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -132,6 +132,21 @@ def load_manifest(path: Path) -> list[dict[str, Any]]:
     return _load(path)["files"]
 
 
+def check_inside(files: list[dict[str, Any]], manifest: Path) -> None:
+    """Every manifest path is relative and stays inside the repository (no absolute path, no
+    `..`), so restore and verify never touch a file elsewhere; else the first offender, named.
+    Checked on the path's text: a folder of the repository may be a link to a larger disk."""
+    for entry in files:
+        path = entry["path"]
+        pure = PurePosixPath(path) if isinstance(path, str) else None
+        escapes = pure is None or pure.is_absolute() or ".." in pure.parts or not path
+        if escapes or "\\" in path or ":" in path:
+            raise PathEscapeError(
+                f"{str(manifest)!r}: entry path {path!r} leaves the repository; allowed: relative paths "
+                "inside it, as `growup artifacts record` writes them (restore the manifest from git)"
+            )
+
+
 def _load(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise GrowupError(
@@ -183,6 +198,7 @@ def restore(repo: Path, manifest: str = MANIFEST, verify: bool = True) -> dict[s
     """Stamp every present artifact in build order and mark the units of files that differ from
     the manifest stale. Returns {stale unit: reason}."""
     entries = load_manifest(repo / manifest)
+    check_inside(entries, repo / manifest)
     bad: dict[str, str] = {}
     missing: dict[str, str] = {}
     present: set[str] = set()
@@ -221,6 +237,7 @@ def verify(repo: Path, manifest: str = MANIFEST) -> dict[str, dict[str, list[str
     missing, volatile, unrecorded: [paths]}}, output as named in dvc.yaml. A rebuild anywhere
     should give no differing, missing or unrecorded file (volatile ones are declared so)."""
     data = _load(repo / manifest)
+    check_inside(data["files"], repo / manifest)
     volatile = _volatile_spec(data.get("volatile") or {})
     outs = tracked_outs(repo)
     report: dict[str, dict[str, list[str]]] = {

@@ -16,6 +16,7 @@ from typing import Any
 from tqdm import tqdm
 from transformers import AutoTokenizer
 
+from growup.checks import eval_dir
 from growup.config import Study
 from growup.errors import GrowupError
 from growup.evaluate.harness import evaluate, make_lm, run_tasks, study_tasks
@@ -66,6 +67,7 @@ def evaluate_checkpoint(
 ) -> Path:
     """Evaluate one checkpoint on every task; write evals/<model>/<step>/ (or `out_dir`/<step>)
     atomically."""
+    out = eval_dir(out_root, model_name, step, out_dir)  # names checked, stays under its root
     tasks = tasks or study_tasks(study)
     limit = limit if limit is not None else study.evaluation.get("limit")
     model = load_checkpoint(checkpoint, dtype=study.evaluation.get("dtype", "auto"))
@@ -83,7 +85,6 @@ def evaluate_checkpoint(
         "prefix": study.evaluation.get("prefix", "eos"),
         "limit": limit,
     }
-    out = Path(out_dir or Path(out_root) / model_name) / step
     with atomic_dir(out) as tmp:
         for task in tasks:
             one, samples = _task_files(results, task, meta)
