@@ -1,5 +1,5 @@
 """Seconds per merge for the mini study's models: in-process (mergekit's Python API, as growup runs
-the grid) against one `mergekit-yaml` process per merge (as a user rerunning a single YAML).
+the grid) against one `growup merge rerun` process per merge (as a user rerunning a single YAML).
 
     python benchmarks/bench_merge.py
 
@@ -58,16 +58,16 @@ def main() -> None:
         run_merge(config, tmp / "in" / str(i), 0, tmp / f"{i}.yaml")
         inproc.append(time.perf_counter() - start)
         start = time.perf_counter()
-        argv = grid.mergekit_yaml_argv(tmp / f"{i}.yaml", tmp / "out" / str(i), 0)
+        argv = grid.rerun_argv(tmp / f"{i}.yaml", tmp / "out" / str(i), 0)
         subprocess.run(argv, check=True, capture_output=True)
         proc.append(time.perf_counter() - start)
         print(
             f"{merge.setup:3} {merge.method:16} in-process {inproc[-1]:6.2f} s"
-            f"   mergekit-yaml {proc[-1]:6.2f} s"
+            f"   growup merge rerun {proc[-1]:6.2f} s"
         )
     mean_in, mean_proc = sum(inproc) / len(inproc), sum(proc) / len(proc)
     print(
-        f"mean seconds per merge: in-process {mean_in:.2f}, mergekit-yaml process {mean_proc:.2f}, "
+        f"mean seconds per merge: in-process {mean_in:.2f}, rerun process {mean_proc:.2f}, "
         f"ratio {mean_proc / mean_in:.1f}x"
     )
 

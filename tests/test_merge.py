@@ -195,10 +195,12 @@ def test_bad_subset_is_named():
         grid.merge_grid(Study.from_mapping(raw))
 
 
-def test_yaml_reruns_with_mergekit_alone(study, checkpoints, tmp_path):
-    """The written YAML is a plain mergekit config: mergekit-yaml reproduces the in-process merge."""
+def test_yaml_reruns_with_the_command_in_its_header(study, checkpoints, tmp_path):
+    """The written YAML reruns with the command its header prints (`growup merge rerun`, no
+    remote code) and reproduces the in-process merge."""
     ours = run_merge(cfg(study, checkpoints, "2x", "dare_ties"), tmp_path / "ours", 0, tmp_path / "m.yaml")
-    argv = grid.mergekit_yaml_argv(tmp_path / "m.yaml", tmp_path / "theirs", 0)
+    assert "growup merge rerun THIS_FILE OUT_DIR --random-seed 0" in (tmp_path / "m.yaml").read_text()
+    argv = grid.rerun_argv(tmp_path / "m.yaml", tmp_path / "theirs", 0)
     subprocess.run(argv, check=True, capture_output=True, timeout=300)
     a, b = weights(ours), weights(tmp_path / "theirs")
     assert all(torch.equal(a[k], b[k]) for k in a)

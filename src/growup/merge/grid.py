@@ -3,15 +3,14 @@
 Grid: methods × setups × language subsets (every subset of at least `min_languages` study
 languages, or an explicit list). At paper scale: 5 methods × 3 setups × 26 subsets = 390 merges.
 Each merge is a plain mergekit config (`merges/<setup>/<method>/<subset>.yaml`) whose model paths
-are relative to the checkout (so the file is the same wherever the study is built), runnable with
-`mergekit-yaml` alone from the checkout's root.
+are relative to the checkout (so the file is the same wherever the study is built), rerun from the
+checkout's root with `growup merge rerun FILE OUT` (mergekit's API; no checkpoint code runs).
 """
 
 from __future__ import annotations
 
 import itertools
 import os
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,12 +18,12 @@ from typing import Any
 
 import yaml
 
+from growup.checks import METHOD_NAME, path_part, under_root
 from growup.config import Study
 from growup.errors import GrowupError
 from growup.train.runs import SETUPS
 
 SEPARATOR = "+"
-METHOD_NAME = re.compile(r"[a-z][a-z0-9_]*")
 
 
 @dataclass(frozen=True)
@@ -41,11 +40,18 @@ class Merge:
     def name(self) -> str:
         return f"merge-{self.setup}-{self.method}-{self.subset_name}"
 
+    def _under(self, root: str | os.PathLike[str], leaf: str) -> Path:
+        """root/<setup>/<method>/<leaf>, each part a plain name and the path inside `root`."""
+        path_part(self.setup, "merge setup")
+        path_part(self.method, "merge method", METHOD_NAME)
+        path_part(self.subset_name, "merge subset")
+        return under_root(Path(root) / self.setup / self.method / leaf, root, f"merge {self.name}")
+
     def yaml_path(self, root: str | os.PathLike[str]) -> Path:
-        return Path(root) / self.setup / self.method / f"{self.subset_name}.yaml"
+        return self._under(root, f"{self.subset_name}.yaml")
 
     def model_path(self, root: str | os.PathLike[str]) -> Path:
-        return Path(root) / self.setup / self.method / self.subset_name
+        return self._under(root, self.subset_name)
 
     @classmethod
     def parse(cls, study: Study, setup: str, method: str, subset: str) -> Merge:
@@ -54,7 +60,7 @@ class Merge:
         if setup not in SETUPS:
             raise GrowupError(f"merge setup {setup!r} is not one of {list(SETUPS)}")
         if not METHOD_NAME.fullmatch(method):
-            raise GrowupError(f"merge method {method!r} is not a method name (letters, digits, '_')")
+            raise GrowupError(f"merge method {method!r} is not a method name; allowed: {METHOD_NAME.pattern}")
         languages = tuple(subset.split(SEPARATOR))
         unknown = [lang for lang in languages if lang not in study.data.language_table]
         if unknown or len(languages) < 2 or len(set(languages)) != len(languages):
@@ -212,25 +218,25 @@ def referenced_paths(config: Mapping[str, Any]) -> list[str]:
 
 
 def to_yaml(config: Mapping[str, Any], random_seed: int | None) -> str:
-    """The YAML text, headed by the command that reruns it with mergekit alone."""
+    """The YAML text, headed by the command that reruns it (growup's registration of HyperLlama
+    with mergekit's API: no `--trust-remote-code`, so no checkpoint code runs)."""
     seed = f" --random-seed {random_seed}" if random_seed is not None else ""
     header = (
-        "# growup merge config (mergekit format). Rerun alone with:\n"
-        f"#   mergekit-yaml THIS_FILE OUT_DIR{seed} --trust-remote-code   (from the checkout's root)\n"
-        "# (--trust-remote-code: plain transformers loads HyperLlama checkpoints, which carry their code)\n"
+        "# growup merge config (mergekit format). Rerun it from the checkout's root with:\n"
+        f"#   growup merge rerun THIS_FILE OUT_DIR{seed}\n"
+        "# (mergekit's Python API; runs no code shipped in a checkpoint, unlike --trust-remote-code)\n"
     )
     return header + yaml.safe_dump(dict(config), sort_keys=False)
 
 
-def mergekit_yaml_argv(
+def rerun_argv(
     yaml_file: str | os.PathLike[str], out_dir: str | os.PathLike[str], random_seed: int | None
 ) -> list[str]:
-    """The `mergekit-yaml` command that reruns one merge YAML with the upstream tool alone."""
+    """The `growup merge rerun` command that reruns one merge YAML (what its header prints)."""
     import sys
 
     seed = ["--random-seed", str(random_seed)] if random_seed is not None else []
-    cli = Path(sys.executable).parent / "mergekit-yaml"
-    return [str(cli), str(yaml_file), str(out_dir), *seed, "--trust-remote-code", "--quiet"]
+    return [sys.executable, "-m", "growup.cli", "merge", "rerun", str(yaml_file), str(out_dir), *seed]
 
 
 def grid_counts(merges: Sequence[Merge]) -> dict[str, int]:

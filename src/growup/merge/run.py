@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 
 import growup.models  # noqa: F401  (registers hyperllama with transformers)
 from growup.errors import GrowupError
@@ -119,3 +121,36 @@ def run_merge(
         else:
             os.environ["HF_HUB_OFFLINE"] = previous
     return Path(out)
+
+
+SEED_IN_HEADER = re.compile(r"^#.*--random-seed (\d+)", re.MULTILINE)
+
+
+def rerun(
+    yaml_file: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    random_seed: int | None = None,
+    root: str | os.PathLike[str] = ".",
+) -> Path:
+    """Rerun one merge YAML (growup's, or any mergekit config of local checkpoints) into `out`:
+    mergekit's Python API with HyperLlama registered by growup, never `trust_remote_code`, so a
+    `hyperllama.py` shipped in a checkpoint is not run. The seed defaults to the one the file's
+    header states."""
+    path = Path(yaml_file)
+    if not path.is_file():
+        raise GrowupError(f"merge YAML {str(path)!r} does not exist (merges/<setup>/<method>/<subset>.yaml)")
+    text = path.read_text(encoding="utf-8")
+    try:
+        config = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise GrowupError(f"merge YAML {str(path)!r} is not valid YAML: {exc}") from None
+    if not isinstance(config, dict) or not isinstance(config.get("models"), list) or not config["models"]:
+        raise GrowupError(f"merge YAML {str(path)!r} is not a mergekit config (it needs a list 'models')")
+    if random_seed is None and (found := SEED_IN_HEADER.search(text)):
+        random_seed = int(found.group(1))
+    return run_merge(config, out, random_seed, root=root)
+
+
+def rerun_command(args: Any) -> None:
+    """`growup merge rerun FILE OUT [--random-seed N]`."""
+    log.info("merged %s -> %s", args.file, rerun(args.file, args.out, args.random_seed))

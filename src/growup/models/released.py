@@ -23,8 +23,10 @@ from growup.models.checkpoint import add_lineage, read_card
 
 log = logging.getLogger(__name__)
 CLONE = "english-1x-cloned"
-# what a checkpoint needs (weights, config, tokenizer, card, remote code), not other formats
-HUB_FILES = ["*.json", "*.safetensors", "*.model", "*.txt", "*.md", "*.py"]
+# what a checkpoint needs (weights, config, tokenizer, card), not other formats and never code: a
+# repository's `hyperllama.py` is not copied (growup's own HyperLlama class loads the weights)
+HUB_FILES = ["*.json", "*.safetensors", "*.model", "*.txt", "*.md"]
+CODE_FILES = ["*.py", "*.pyc", "*.so", "*.pyd", "*.sh", "*.exe", "*.dll", "*.dylib"]
 
 
 def released_runs(study: Study) -> list[str]:
@@ -135,12 +137,20 @@ def download(study: Study, hub_id: str, dest: Path) -> None:
                 f"released checkpoint {hub_id!r} is not under the Hub root {str(root)!r} "
                 f"(expected {str(src)!r}); unset {hub.ENV_ROOT} to use the Hub"
             )
-        shutil.copytree(src, dest, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".git*", ".cache"))
+        shutil.copytree(
+            src, dest, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".git*", ".cache", *CODE_FILES)
+        )
         return
     from huggingface_hub import snapshot_download
 
     try:
-        snapshot_download(hub_id, revision=revision, local_dir=str(dest), allow_patterns=HUB_FILES)
+        snapshot_download(
+            hub_id,
+            revision=revision,
+            local_dir=str(dest),
+            allow_patterns=HUB_FILES,
+            ignore_patterns=CODE_FILES,
+        )
         shutil.rmtree(dest / ".cache", ignore_errors=True)  # huggingface_hub's download metadata
     except Exception as exc:  # network, auth or missing repository: say which and how to fix
         raise GrowupError(
