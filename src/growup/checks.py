@@ -107,20 +107,21 @@ def schema_problems(raw: Mapping[str, Any]) -> list[str]:
         where = list(error.absolute_path)
         if error.validator == "required":
             for name in sorted(set(error.validator_value) - set(error.instance)):
-                lines.append(f"{_key([*where, name])}: missing; a required key (see {SCHEMA_FILE})")
+                key = _key([*where, name])
+                lines.append(f"config key {key!r}: missing; a required key (see {SCHEMA_FILE})")
         elif error.validator == "additionalProperties":
             known = sorted(error.schema.get("properties", {}))
             unknown = sorted(set(error.instance) - set(known))
-            lines.append(f"{_key(where)}: unknown key(s) {unknown}; allowed: {known}")
+            lines.append(f"config key {_key(where)!r}: unknown key(s) {unknown}; allowed: {known}")
         elif error.validator == "propertyNames":
-            lines.append(f"{_key(where)}: key {error.instance!r} not allowed ({error.message})")
+            lines.append(f"config key {_key(where)!r}: key {error.instance!r} not allowed ({error.message})")
         else:
-            lines.append(f"{_key(where)} = {_short(error.instance)}: {_rule(error)}")
+            lines.append(f"config key {_key(where)!r} = {_short(error.instance)}: {_rule(error)}")
     return lines
 
 
 def _line(key: str, value: Any, problem: str, allowed: str) -> str:
-    return f"{key} = {_short(value)}: {problem}; allowed: {allowed}"
+    return f"config key {key!r} = {_short(value)}: {problem}; allowed: {allowed}"
 
 
 def _batch_problems(raw: Mapping[str, Any]) -> Iterator[str]:
