@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +141,9 @@ def download(study: Study, hub_id: str, dest: Path) -> None:
         shutil.copytree(
             src, dest, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".git*", ".cache", *CODE_FILES)
         )
+        skipped = sorted(p.name for p in src.iterdir() if any(fnmatch(p.name, c) for c in CODE_FILES))
+        if skipped:
+            log.info("%s: not copied (code; growup's own HyperLlama class loads it): %s", hub_id, skipped)
         return
     from huggingface_hub import snapshot_download
 
