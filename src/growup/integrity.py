@@ -51,7 +51,10 @@ def cache_dir() -> Path | None:
         return None
     if value:
         return Path(value).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    try:
+        base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    except RuntimeError:  # no home directory (some containers): hash every time
+        return None
     return Path(base) / "growup" / "verified"
 
 
@@ -138,9 +141,12 @@ def read_checksums(folder: str | os.PathLike[str], what: str = "checkpoint") -> 
     folder = Path(folder)
     path = folder / CHECKSUMS
     if not path.is_file():
+        hint = rebuild_hint(folder / CHECKSUMS)
+        if hint == rebuild_hint("/"):  # not a study artifact: a folder from elsewhere the user may trust
+            hint += f" (or record the files you trust: cd {str(folder)!r} && sha256sum * > {CHECKSUMS})"
         raise IntegrityError(
             f"{what} {str(folder)!r} has no {CHECKSUMS} (written by growup with every {what}), so its "
-            f"files cannot be checked: {rebuild_hint(folder / CHECKSUMS)}"
+            f"files cannot be checked: {hint}"
         )
     sums: dict[str, str] = {}
     for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
