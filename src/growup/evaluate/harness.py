@@ -255,28 +255,6 @@ def read_benchmark(
     return BenchmarkData(data.dataset, split, data.sha256, data.files)
 
 
-def check_datasets(configs: list[dict[str, Any]]) -> None:
-    """Fail before any scoring when a task's dataset or subset (a benchmark language) is missing."""
-    import datasets
-
-    available: dict[str, list[str]] = {}
-    for cfg in configs:
-        path, name = cfg["dataset_path"], cfg.get("dataset_name")
-        if path not in available:
-            try:
-                available[path] = datasets.get_dataset_config_names(path)
-            except Exception as exc:
-                raise GrowupError(
-                    f"task {cfg['task']!r}: dataset {path!r} is unreachable ({exc}); set {hub.ENV_ROOT} "
-                    "(or config key 'hub.root') to a local mirror, or check Hub access"
-                ) from exc
-        if name and name not in available[path]:
-            raise GrowupError(
-                f"task {cfg['task']!r}: {path!r} has no subset {name!r} (a missing benchmark language); "
-                f"available: {available[path]}"
-            )
-
-
 def _lm_class() -> type:
     from lm_eval.models.huggingface import HFLM
 
