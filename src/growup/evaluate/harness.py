@@ -242,7 +242,8 @@ def read_benchmark(
         from huggingface_hub import snapshot_download
 
         try:
-            root = Path(snapshot_download(path, repo_type="dataset", revision=revision))
+            only = ["README.md", f"{name}/*"] if name else None  # one language, not all of them
+            root = Path(snapshot_download(path, repo_type="dataset", revision=revision, allow_patterns=only))
         except Exception as exc:
             raise GrowupError(
                 f"task {task!r}: dataset {path!r} is unreachable ({exc}); set {hub.ENV_ROOT} "
