@@ -66,7 +66,7 @@ def _model_clone(args: argparse.Namespace) -> None:
         given = args.configfile or args.spec
         factor = _study(args, "model clone").model.clone_factor if given else 2
     factor = check_factor(factor)
-    source = load_checkpoint(args.checkpoint)
+    source = load_checkpoint(args.checkpoint, tokenizer=False)  # weights only; train/eval need one
     clone = hyperclone(source, factor, snr_db=args.snr_db, seed=args.seed)
     parent = read_card(args.checkpoint)
     lineage = {

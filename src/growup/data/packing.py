@@ -18,7 +18,6 @@ Epochs and their shuffles are a property of the training schedule, never copies 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Iterable, Iterator
@@ -33,17 +32,13 @@ import numpy as np
 from tqdm import tqdm
 
 from growup.errors import GrowupError
+from growup.integrity import IntegrityError, rebuild_hint, sha256_file, verify_files
 from growup.io import atomic_dir, atomic_write_json
 
 FORMAT = "growup-packed-v1"
 DTYPE = np.dtype("<u4")
 MANIFEST = "manifest.json"
 DOC_STARTS = "doc_starts.npy"
-
-
-def sha256_file(path: Path) -> str:
-    with path.open("rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def shard_capacity(tokens_per_shard: int, seq_len: int) -> int:
@@ -131,8 +126,12 @@ def pack(
     `separator` eos appends `eos_token` to every document; bos puts `bos_token` before each one.
     """
     if separator not in SEPARATORS:
-        raise GrowupError(f"config key 'data.packing.separator' is {separator!r}; allowed: {list(SEPARATORS)}")
-    key, sep_token = ("tokenizer.eos_token", eos_token) if separator == "eos" else ("tokenizer.bos_token", bos_token)
+        raise GrowupError(
+            f"config key 'data.packing.separator' is {separator!r}; allowed: {list(SEPARATORS)}"
+        )
+    key, sep_token = (
+        ("tokenizer.eos_token", eos_token) if separator == "eos" else ("tokenizer.bos_token", bos_token)
+    )
     sep_id = tokenizer.convert_tokens_to_ids(sep_token) if sep_token else None
     if sep_id is None or sep_id == tokenizer.unk_token_id:
         raise GrowupError(f"config key {key!r} = {sep_token!r} is not in the tokenizer's vocabulary")
@@ -186,18 +185,31 @@ class PackedDataset:
     path: Path
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str]) -> PackedDataset:
+    def open(cls, path: str | os.PathLike[str], verify: bool = True) -> PackedDataset:
+        """Open a packed dataset; `verify` checks every file against the manifest first (sizes
+        always; sha256 once per file version, growup.integrity), so a job never reads damaged data."""
         path = Path(path)
         if not (path / MANIFEST).is_file():
             raise GrowupError(f"no packed dataset at {str(path)!r}: run `growup data pack` for it first")
         ds = cls(path)
         if ds.manifest.get("format") != FORMAT:
             raise GrowupError(f"{str(path)!r} has format {ds.manifest.get('format')!r}, expected {FORMAT!r}")
+        ds.check_sizes()
+        if verify:
+            ds.verify()
         return ds
 
     @cached_property
     def manifest(self) -> dict[str, Any]:
-        return json.loads((self.path / MANIFEST).read_text(encoding="utf-8"))
+        file = self.path / MANIFEST
+        try:
+            manifest = json.loads(file.read_text(encoding="utf-8"))
+            entries = [*manifest["shards"], manifest["doc_starts"]]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise IntegrityError(f"{file} is damaged ({exc!r}): {rebuild_hint(file)}") from exc
+        if not all(isinstance(e, dict) and {"file", "sha256"} <= e.keys() for e in entries):
+            raise IntegrityError(f"{file} lists a file without its sha256: {rebuild_hint(file)}")
+        return manifest
 
     @cached_property
     def shards(self) -> list[np.ndarray]:
@@ -243,12 +255,25 @@ class PackedDataset:
         origin = np.maximum(np.asarray(self.doc_starts)[doc], np.uint64(start))
         return (offsets - origin).astype(np.int64)
 
-    def verify(self) -> None:
-        """Raise if any file differs from the sha256 its manifest records."""
-        for entry in [*self.manifest["shards"], self.manifest["doc_starts"]]:
-            actual = sha256_file(self.path / entry["file"])
-            if actual != entry["sha256"]:
-                raise GrowupError(
-                    f"{self.path / entry['file']} is corrupt (sha256 {actual[:12]}…, manifest says "
-                    f"{entry['sha256'][:12]}…): delete {str(self.path)!r} and rebuild it"
+    def check_sizes(self) -> None:
+        """Raise if a shard is missing or its size is not the manifest's token count (a truncated
+        or extended file), before numpy maps it."""
+        for entry in self.manifest["shards"]:
+            file = self.path / entry["file"]
+            want = entry["tokens"] * DTYPE.itemsize
+            size = file.stat().st_size if file.is_file() else None
+            if size != want:
+                found = "missing" if size is None else f"{size} bytes"
+                raise IntegrityError(
+                    f"{file} is {found}, {self.path / MANIFEST} records {want} bytes "
+                    f"({entry['tokens']} tokens): {rebuild_hint(file)}"
                 )
+
+    def verify(self) -> None:
+        """Raise if any file differs from the sha256 its manifest records (each file version is
+        hashed once; growup.integrity remembers a match)."""
+        record = str(self.path / MANIFEST)
+        verify_files(
+            (self.path / entry["file"], entry["sha256"], record)
+            for entry in [*self.manifest["shards"], self.manifest["doc_starts"]]
+        )

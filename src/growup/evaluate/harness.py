@@ -8,13 +8,22 @@ log-probability (`acc`); `acc_norm` divides by the sentence's length in characte
 normalisation). What precedes a sentence is `evaluation.prefix`: `eos` (the document separator
 growup's packing puts before every training document; default for the mini study), `bos` (the
 tokenizer's BOS), or `none` (the first token is context, not scored).
+
+Benchmark data is read by content: growup reads the task's data files itself (`read_benchmark`),
+checks every pair, and hands lm-eval the rows in memory; the `datasets` cache, whose key does not
+depend on the files' content, never serves a stale copy. The content's sha256 is part of the task
+config written into every result. A non-finite log-likelihood (damaged or overflowing weights) is
+an error, never a score.
 """
 
 from __future__ import annotations
 
 import copy
 import functools
+import hashlib
 import logging
+import math
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -24,6 +33,7 @@ import torch
 from growup import hub
 from growup.config import Study
 from growup.errors import GrowupError
+from growup.integrity import IntegrityError
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +102,10 @@ def task_config(manager: Any, study: Study, task: str) -> dict[str, Any]:
         cfg["doc_to_choice"] = "{{[" + good + ", " + bad + "]}}"
     cfg["dataset_path"] = hub.resolve(source["hub_id"], study.hub_root)
     cfg["test_split"] = source.get("split", cfg.get("test_split"))
-    if source.get("revision") and cfg["dataset_path"] == source["hub_id"]:
-        cfg.setdefault("dataset_kwargs", {})["revision"] = source["revision"]
+    revision = source.get("revision") if cfg["dataset_path"] == source["hub_id"] else None
+    cfg["custom_dataset"] = read_benchmark(
+        task, cfg["dataset_path"], cfg.get("dataset_name"), cfg["test_split"], choice_columns(cfg), revision
+    )
     cfg.pop("include", None)
     if not cfg.get("num_fewshot"):
         # zero-shot: an empty few-shot pool, else lm-eval copies the whole test split into one
@@ -101,26 +113,147 @@ def task_config(manager: Any, study: Study, task: str) -> dict[str, Any]:
     return cfg
 
 
-def check_datasets(configs: list[dict[str, Any]]) -> None:
-    """Fail before any scoring when a task's dataset or subset (a benchmark language) is missing."""
-    import datasets
+def choice_columns(cfg: dict[str, Any]) -> tuple[str, ...]:
+    """The columns a minimal-pair task scores, from its `doc_to_choice` template `{{[good, bad]}}`."""
+    match = re.fullmatch(r"\{\{\s*\[([\w\s,]+)\]\s*\}\}", str(cfg.get("doc_to_choice", "")).strip())
+    if not match:
+        raise GrowupError(
+            f"task {cfg.get('task')!r}: doc_to_choice {cfg.get('doc_to_choice')!r} is not [col, col]"
+        )
+    return tuple(c.strip() for c in match.group(1).split(",") if c.strip())
 
-    available: dict[str, list[str]] = {}
-    for cfg in configs:
-        path, name = cfg["dataset_path"], cfg.get("dataset_name")
-        if path not in available:
-            try:
-                available[path] = datasets.get_dataset_config_names(path)
-            except Exception as exc:
-                raise GrowupError(
-                    f"task {cfg['task']!r}: dataset {path!r} is unreachable ({exc}); set {hub.ENV_ROOT} "
-                    "(or config key 'hub.root') to a local mirror, or check Hub access"
-                ) from exc
-        if name and name not in available[path]:
-            raise GrowupError(
-                f"task {cfg['task']!r}: {path!r} has no subset {name!r} (a missing benchmark language); "
-                f"available: {available[path]}"
+
+class BenchmarkData:
+    """A task's rows, read by growup and passed to lm-eval as its `custom_dataset` (a callable).
+    Its repr, which lm-eval writes into the results' task config, names the content's sha256."""
+
+    def __init__(self, dataset: Any, split: str, sha256: str, files: list[str]) -> None:
+        self.dataset, self.split, self.sha256, self.files = dataset, split, sha256, files
+
+    def __call__(self, **_: Any) -> Any:
+        import datasets
+
+        return datasets.DatasetDict({self.split: self.dataset})
+
+    def __repr__(self) -> str:
+        return f"growup benchmark data sha256:{self.sha256} ({len(self.files)} files)"
+
+
+def _front_matter(readme: Path) -> dict[str, Any]:
+    import yaml
+
+    text = readme.read_text(encoding="utf-8") if readme.is_file() else ""
+    if not text.startswith("---"):
+        return {}
+    return dict(yaml.safe_load(text[3:].split("\n---", 1)[0]) or {})
+
+
+def benchmark_files(root: Path, name: str | None, split: str, task: str = "") -> list[Path]:
+    """The data files of subset `name` (None: the default one), split `split`, of a dataset folder
+    laid out like a Hub dataset repository (the `configs` of its README, else `<name>/`)."""
+    configs = _front_matter(root / "README.md").get("configs") or []
+    chosen = next(
+        (c for c in configs if c.get("config_name") == name or (name is None and c.get("default"))), None
+    )
+    if name is None and chosen is None and len(configs) == 1:
+        chosen = configs[0]
+    if chosen is not None:
+        patterns = [
+            f["path"] if isinstance(f, dict) else f
+            for f in (chosen.get("data_files") or [])
+            if not isinstance(f, dict) or f.get("split", "train") == split
+        ]
+        patterns = [p for item in patterns for p in ([item] if isinstance(item, str) else item)]
+        files = sorted({p for pattern in patterns for p in root.glob(pattern) if p.is_file()})
+    elif name is not None and (root / name).is_dir():
+        files = sorted(p for p in (root / name).rglob(f"{split}*") if p.is_file())
+    else:
+        files = []
+    if not files:
+        known = [c.get("config_name") for c in configs] or sorted(
+            p.name for p in root.iterdir() if p.is_dir()
+        )
+        raise GrowupError(
+            f"task {task!r}: benchmark {str(root)!r} has no files for subset {name!r}, split {split!r} "
+            f"(a missing benchmark language?); subsets: {known}"
+        )
+    return files
+
+
+def _read_table(path: Path) -> Any:
+    """One data file as a pandas frame, parsed the way `datasets` parses it."""
+    import pandas as pd
+
+    suffix = "".join(path.suffixes[-2:]) if path.suffix == ".gz" else path.suffix
+    try:
+        if suffix in (".tsv", ".csv"):
+            return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
+        if suffix == ".parquet":
+            return pd.read_parquet(path)
+        if suffix in (".jsonl", ".json"):
+            return pd.read_json(path, lines=suffix == ".jsonl")
+    except Exception as exc:  # pandas' parser errors name the line: pass that on
+        raise IntegrityError(f"benchmark file {path} cannot be parsed: {exc}") from exc
+    raise GrowupError(f"benchmark file {path} has an unsupported format {suffix!r} (tsv, csv, parquet, json)")
+
+
+def check_pairs(frame: Any, path: Path, columns: tuple[str, ...]) -> None:
+    """Raise naming the file and row when a pair lacks a sentence (a malformed row)."""
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise IntegrityError(
+            f"benchmark file {path} has no column {missing[0]!r}; columns: {list(frame.columns)}"
+        )
+    for column in columns:
+        bad = [i for i, v in enumerate(frame[column].tolist()) if not isinstance(v, str) or not v.strip()]
+        if bad:
+            line = f", line {bad[0] + 2}" if path.suffix in (".tsv", ".csv") else ""
+            raise IntegrityError(
+                f"benchmark file {path}: row {bad[0] + 1}{line} has no text in column {column!r} "
+                f"({frame[column].iloc[bad[0]]!r}; {len(bad)} such rows): fix or restore the file"
             )
+
+
+@functools.cache
+def _read_benchmark_cached(stamp: tuple, columns: tuple[str, ...]) -> BenchmarkData:
+    import datasets
+    import pandas as pd
+
+    files = [Path(f) for f, *_ in stamp]
+    digest = hashlib.sha256()
+    frames = []
+    for path in files:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+        frame = _read_table(path)
+        check_pairs(frame, path, columns)
+        frames.append(frame)
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    dataset = datasets.Dataset.from_pandas(frame, preserve_index=False)
+    return BenchmarkData(dataset, "", digest.hexdigest(), [str(f) for f in files])
+
+
+def read_benchmark(
+    task: str, path: str, name: str | None, split: str, columns: tuple[str, ...], revision: str | None = None
+) -> BenchmarkData:
+    """The rows of a task's data, read from the files themselves (a local folder, or the Hub
+    repository's files, fetched by their content addresses), every pair checked."""
+    root = Path(path)
+    if not root.is_dir():
+        from huggingface_hub import snapshot_download
+
+        try:
+            only = ["README.md", f"{name}/*"] if name else None  # one language, not all of them
+            root = Path(snapshot_download(path, repo_type="dataset", revision=revision, allow_patterns=only))
+        except Exception as exc:
+            raise GrowupError(
+                f"task {task!r}: dataset {path!r} is unreachable ({exc}); set {hub.ENV_ROOT} "
+                "(or config key 'hub.root') to a local mirror, or check Hub access"
+            ) from exc
+    files = benchmark_files(root, name, split, task)
+    # memoised per file version (path, size, mtime, ctime): a sweep reads each file once, an edit is re-read
+    stamp = tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns, f.stat().st_ctime_ns) for f in files)
+    data = _read_benchmark_cached(stamp, columns)
+    return BenchmarkData(data.dataset, split, data.sha256, data.files)
 
 
 def _lm_class() -> type:
@@ -203,7 +336,6 @@ def build_tasks(study: Study, tasks: list[str]) -> list[Any]:
     keys = {task: json.dumps(cfg, sort_keys=True, default=str) for task, cfg in configs.items()}
     missing = [task for task in tasks if keys[task] not in _TASKS]
     if missing:
-        check_datasets([configs[t] for t in missing])
         try:
             loaded = manager.load([configs[t] for t in missing])["tasks"]
         except (ConnectionError, FileNotFoundError, OSError) as exc:
@@ -213,6 +345,19 @@ def build_tasks(study: Study, tasks: list[str]) -> list[Any]:
             ) from exc
         _TASKS.update({keys[t]: loaded[t] for t in missing})
     return [_TASKS[keys[t]] for t in tasks]
+
+
+def check_finite(results: dict[str, Any], model: str) -> None:
+    """Raise on a non-finite log-likelihood: damaged weights or an overflow, never a score."""
+    for task, samples in results.get("samples", {}).items():
+        for sample in samples:
+            values = [r[0] for r in sample.get("filtered_resps", [])]
+            if not all(math.isfinite(v) for v in values):
+                raise IntegrityError(
+                    f"{model}: task {task!r} pair {sample.get('doc_id')} has log-likelihoods {values}: the "
+                    "weights are damaged or overflow in config key 'evaluation.dtype'; check the "
+                    "checkpoint (sha256sum -c checksums.sha256) or evaluate in float32"
+                )
 
 
 def evaluate(lm: Any, study: Study, tasks: list[str], limit: int | None = None) -> dict[str, Any]:
@@ -231,6 +376,7 @@ def evaluate(lm: Any, study: Study, tasks: list[str], limit: int | None = None) 
         torch_random_seed=0,
         fewshot_random_seed=0,
     )
+    check_finite(results, getattr(getattr(lm, "model", None), "name_or_path", "the model"))
     for key in VOLATILE:
         results.pop(key, None)
     for cfg in results.get("configs", {}).values():  # Hub ids, not where the mirror lives

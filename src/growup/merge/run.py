@@ -16,8 +16,10 @@ import yaml
 
 import growup.models  # noqa: F401  (registers hyperllama with transformers)
 from growup.errors import GrowupError
+from growup.integrity import write_checksums
 from growup.io import atomic_dir, atomic_write_text
 from growup.merge.grid import referenced_paths, to_yaml
+from growup.models.checkpoint import verify_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,7 @@ def resolve_paths(config: dict[str, Any], root: Path) -> dict[str, Any]:
         full = (root / path).resolve()
         if not (full / "config.json").is_file():
             raise GrowupError(f"merge model {path!r} does not exist (no config.json): train or pull it first")
+        verify_checkpoint(full)  # growup.integrity: a damaged input is never merged
         return str(full)
 
     out = dict(config, models=[dict(m, model=local(m["model"])) for m in config["models"]])
@@ -115,6 +118,7 @@ def run_merge(
         with atomic_dir(out) as tmp:
             mergekit_run(merge_config, str(tmp), options=options)
             _unresolve(tmp, config, resolved, Path(out).name)
+            write_checksums(tmp)
     finally:
         if previous is None:
             os.environ.pop("HF_HUB_OFFLINE", None)

@@ -1,5 +1,6 @@
 """Hugging Face checkpoints as growup writes them: weights, config, tokenizer and a model card whose
-YAML front matter records the lineage (parent, operation, step, tokens and FLOPs seen)."""
+YAML front matter records the lineage (parent, operation, step, tokens and FLOPs seen), and
+`checksums.sha256` with the digest of every file, which every reader checks (growup.integrity)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import yaml
 from transformers import AutoModelForCausalLM, PreTrainedModel
 
 from growup.errors import GrowupError
+from growup.integrity import verify_folder, write_checksums
 from growup.io import atomic_dir
 
 CARD = "README.md"
@@ -23,6 +25,12 @@ TOKENIZER_FILES = (
     "vocab.json",
     "merges.txt",
 )
+# what a usable checkpoint must hold: label -> alternative file names (growup.integrity.verify_folder)
+REQUIRED = {
+    "config": ("config.json",),
+    "weights": ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin"),
+}
+TOKENIZER = {"tokenizer": ("tokenizer.json", "tokenizer.model")}
 
 
 def write_card(folder: Path, lineage: dict[str, Any]) -> None:
@@ -77,17 +85,28 @@ def save_checkpoint(
     lineage: dict[str, Any],
     tokenizer_src: str | os.PathLike[str] | None = None,
 ) -> Path:
-    """Write `model` (safetensors), its tokenizer and card to `out`, atomically."""
+    """Write `model` (safetensors), its tokenizer, card and checksums to `out`, atomically."""
     with atomic_dir(out) as tmp:
         model.save_pretrained(tmp)
         copy_tokenizer(tokenizer_src, tmp)
         write_card(tmp, lineage)
+        write_checksums(tmp)
     return Path(out)
 
 
-def load_checkpoint(path: str | os.PathLike[str], **kwargs: Any) -> PreTrainedModel:
-    """Load a local checkpoint (plain Llama or HyperLlama) in eval mode; never falls back to the Hub."""
+def verify_checkpoint(path: str | os.PathLike[str], tokenizer: bool = True) -> None:
+    """Raise unless `path` is a checkpoint whose files match its checksums and that has config,
+    weights and (with `tokenizer`) a tokenizer: every reader calls this before loading."""
     path = Path(path)
     if not (path / "config.json").is_file():
         raise GrowupError(f"no checkpoint at {str(path)!r}: expected a folder with config.json and weights")
-    return AutoModelForCausalLM.from_pretrained(str(path.resolve()), local_files_only=True, **kwargs).eval()
+    verify_folder(path, {**REQUIRED, **(TOKENIZER if tokenizer else {})}, what="checkpoint")
+
+
+def load_checkpoint(path: str | os.PathLike[str], tokenizer: bool = True, **kwargs: Any) -> PreTrainedModel:
+    """Load a verified local checkpoint (plain Llama or HyperLlama) in eval mode; never falls back
+    to the Hub. `tokenizer` requires its tokenizer files (evaluation and training need them)."""
+    verify_checkpoint(path, tokenizer)
+    return AutoModelForCausalLM.from_pretrained(
+        str(Path(path).resolve()), local_files_only=True, **kwargs
+    ).eval()

@@ -19,6 +19,7 @@ from typing import Any
 from growup import hub
 from growup.config import Study
 from growup.errors import GrowupError
+from growup.integrity import write_checksums
 from growup.io import atomic_dir
 from growup.models.checkpoint import add_lineage, read_card
 
@@ -180,6 +181,7 @@ def fetch(study: Study, run: str, out: str | os.PathLike[str]) -> Path:
         download(study, hub_id, tmp)
         check_architecture(study, run, tmp, hub_id)
         add_lineage(tmp, lineage)
+        write_checksums(tmp)  # growup.integrity: what was fetched, checked by every reader
     if run != CLONE:
         with atomic_dir(out / "final") as tmp:
             shutil.copytree(first, tmp, dirs_exist_ok=True)

@@ -2,6 +2,9 @@
 
 A rerun of a killed or preempted job loads the last state and continues from its step; since the
 data stream is a function of the step, the continuation is identical to an uninterrupted run.
+The state holds only tensors and plain Python values (the numpy RNG state as a list), so it loads
+with `torch.load(weights_only=True)` and its default allow-list: reading it runs no pickled code.
+Its files are recorded in `checksums.sha256` and checked before loading (growup.integrity).
 """
 
 from __future__ import annotations
@@ -15,13 +18,17 @@ from typing import Any
 import numpy as np
 import torch
 
+from growup.errors import GrowupError
+from growup.integrity import rebuild_hint, verify_folder, write_checksums
 from growup.io import atomic_dir, atomic_write_text
 
 STATE_FILE = "trainer.pt"
 
 
 def rng_state() -> dict[str, Any]:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    numpy_state = [kind, keys.tolist(), int(pos), int(has_gauss), float(gauss)]  # no ndarray pickled
+    state = {"python": random.getstate(), "numpy": numpy_state, "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -29,7 +36,8 @@ def rng_state() -> dict[str, Any]:
 
 def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, gauss))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -51,14 +59,23 @@ def save_state(
             tmp / STATE_FILE,
         )
         (tmp / "step.json").write_text(json.dumps({"step": step, **extra}, sort_keys=True) + "\n")
+        write_checksums(tmp)
 
 
 def load_state(folder: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """The saved state, or None when there is none (a fresh run)."""
+    """The saved state, verified against its checksums, or None when there is none (a fresh run)."""
     path = Path(folder) / STATE_FILE
     if not path.is_file():
         return None
-    return torch.load(path, map_location="cpu", weights_only=False)
+    verify_folder(folder, {"state": (STATE_FILE,)}, what="training state")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # unpickling refused (an object outside the allow-list) or unreadable
+        raise GrowupError(f"{path} cannot be loaded as plain tensors ({exc}): {rebuild_hint(path)}") from exc
+    missing = {"model", "optimizer", "step", "rng"} - (set(state) if isinstance(state, dict) else set())
+    if missing:
+        raise GrowupError(f"{path} lacks {sorted(missing)}: {rebuild_hint(path)}")
+    return state
 
 
 def truncate_jsonl(path: str | os.PathLike[str], last_step: int) -> None:
