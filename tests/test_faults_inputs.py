@@ -18,6 +18,7 @@ from safetensors.torch import save_file
 from growup import artifacts, checks, cli
 from growup.config import load_config
 from growup.errors import ConfigError, PathEscapeError
+from growup.integrity import write_checksums
 from growup.merge import grid
 from growup.models import released
 from growup.models.build import init_model, study_configs
@@ -219,10 +220,13 @@ Path({marker!r}).write_text("remote code ran")
 """
 
 
-def plant_code(folder: Path, marker: Path) -> None:
-    """A modified hyperllama.py (and the authors' module names) that leaves a mark when imported."""
+def plant_code(folder: Path, marker: Path, reseal: bool = False) -> None:
+    """A modified hyperllama.py (and the authors' module names) that leaves a mark when imported.
+    `reseal` rewrites the folder's checksums, as a tampered copy could: the code must still not run."""
     for name in ("hyperllama.py", "modeling_hyperllama.py", "configuration_hyperllama.py"):
         (folder / name).write_text(MARKER_CODE.format(marker=str(marker)))
+    if reseal:
+        write_checksums(folder)
 
 
 def test_model_fetch_copies_no_code_from_the_repository(tmp_path, monkeypatch):
@@ -246,11 +250,11 @@ def test_model_fetch_copies_no_code_from_the_repository(tmp_path, monkeypatch):
     assert not list((tmp_path / "out").rglob("*.py")), "a repository's Python file was copied"
     from growup.models.checkpoint import load_checkpoint
 
-    load_checkpoint(final)  # growup's own HyperLlama class loads it
+    load_checkpoint(final, tokenizer=False)  # growup's own HyperLlama class loads it (no tokenizer here)
     assert not marker.exists()
 
 
-def test_merge_rerun_runs_no_code_shipped_in_a_checkpoint(tmp_path):
+def test_merge_rerun_runs_no_code_shipped_in_a_checkpoint(tmp_path, mini_data):
     """The documented rerun of a merge YAML: a modified hyperllama.py beside the weights (as a
     fetched or tampered checkpoint would carry) is never imported."""
     study = load_config(MINI)
@@ -259,11 +263,13 @@ def test_merge_rerun_runs_no_code_shipped_in_a_checkpoint(tmp_path):
     paths = []
     for seed, name in enumerate(("a", "b")):
         model = hyperclone(init_model(study_configs(study)["1x"], seed + 1), 2)
-        save_checkpoint(model, tmp_path / name, {"operation": "test"})
-        plant_code(tmp_path / name, marker)
+        save_checkpoint(model, tmp_path / name, {"operation": "test"}, tokenizer_src=mini_data / "tokenizer")
+        plant_code(tmp_path / name, marker, reseal=True)
         paths.append(name)
-    save_checkpoint(hyperclone(base, 2), tmp_path / "base", {"operation": "test"})
-    plant_code(tmp_path / "base", marker)
+    save_checkpoint(
+        hyperclone(base, 2), tmp_path / "base", {"operation": "test"}, tokenizer_src=mini_data / "tokenizer"
+    )
+    plant_code(tmp_path / "base", marker, reseal=True)
     config = {
         "merge_method": "ties",
         "base_model": "base",
