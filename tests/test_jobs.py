@@ -64,7 +64,7 @@ def test_a_typed_study_builds_from_a_partial_spec_and_guards_the_rest():
 @pytest.mark.parametrize("study", [MINI, PAPER], ids=["mini", "paper"])
 def test_every_job_of_the_grid_has_a_spec_that_builds(study):
     from growup.merge.grid import merge_grid
-    from growup.train.runs import trained_runs
+    from growup.study import trained_runs
 
     args = {
         "data fetch": [{"source": s} for s in ("english", "code", *study.data.language_codes)],

@@ -1,5 +1,10 @@
-"""Each job's resolved spec: exactly the config values one `growup` verb reads, and nothing else.
+"""The study's grid, and each job's resolved spec.
 
+The grid: which runs the study trains, what their names mean (`parse_name`, the one parser of
+run and merge names), each run's parent and starting checkpoint, which model it trains (the
+`1x` / `clone-x<k>` key), the raw datasets, the figures. Every other module asks this one.
+
+Each job's resolved spec: exactly the config values one `growup` verb reads, and nothing else.
 A Snakemake rule passes `spec_json(STUDY, job, **args)` as a param and the verb builds its
 `Study` from that spec alone (`Study.from_spec`); a verb run by hand with `--configfile` goes
 through the same projection. So Snakemake reruns a job when, and only when, a value the job
@@ -12,25 +17,159 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from growup.config import Study, load_config, project
+from growup.config import CODE_DATASET, ENGLISH_DATASETS, Study, load_config, project, replay_dataset
 from growup.errors import GrowupError
-from growup.train.runs import parse_run
 
+# --- the grid -------------------------------------------------------------------------------
+SETUPS = ("1x", "1x-cloned", "2x")  # STUDY.md: three starting points for every language
+SEED = "seed"
+ENGLISH = "english"
+MULTILINGUAL = "multilingual"
+KINDS = ("seed", "english", "language", "multilingual", "merge")  # what a name can be
+CLONED = "-cloned"  # a clone of a run's final checkpoint: checkpoints/<run>-cloned
+INIT = "init"  # checkpoints/init: the freshly initialised seed model
+BASE_MODEL = "1x"  # the model key of the 1x model (`clone_model` names the wide one)
+ENGLISH_BASE, ENGLISH_ADAPTATION = ENGLISH_DATASETS  # english-80 trains the seed, english-20 the 1x/2x
+CODE = CODE_DATASET
 FIGURES = (
     "data_efficiency",
     "english_retention",
     "merge_heatmaps",
     "merged_vs_joint",
 )  # results/figures/<name>
+SUBSET_SEPARATOR = "+"  # a merge's languages joined in the config's order: ekk+fao+isl
+
+
+@dataclass(frozen=True)
+class Name:
+    """What a run or merge name says, by its shape alone (`parse_name`)."""
+
+    kind: str  # one of KINDS
+    prefix: str | None  # the part before the setup: seed, english, a language, multilingual
+    setup: str | None
+    method: str | None = None  # merges only
+    subset: str | None = None  # merges only
+
+    @property
+    def language(self) -> str | None:
+        """The study language of a language run (None otherwise)."""
+        return self.prefix if self.kind == "language" else None
+
+
+def parse_name(name: str) -> Name:
+    """`ekk-2x` → a language run; `merge-2x-ties-ekk+fao` → a merge; `english-1x` → English.
+    By shape alone (no config): the evaluation table names every model this way."""
+    if name.startswith("merge-"):
+        rest = name.removeprefix("merge-")
+        setup = next((s for s in sorted(SETUPS, key=len, reverse=True) if rest.startswith(s + "-")), None)
+        if setup is not None and "-" in rest[len(setup) + 1 :]:
+            method, subset = rest[len(setup) + 1 :].rsplit("-", 1)
+            return Name("merge", None, setup, method, subset)
+        raise GrowupError(f"merge name {name!r} is not merge-<setup>-<method>-<subset>; setups: {SETUPS}")
+    if name == SEED:
+        return Name(SEED, SEED, None)
+    prefix, _, setup = name.partition("-")
+    kind = {ENGLISH: ENGLISH, MULTILINGUAL: MULTILINGUAL}.get(prefix, "language")
+    return Name(kind, prefix, setup or None)
+
+
+def trained_runs(study: Study) -> list[str]:
+    """Every run the study trains."""
+    langs = [*study.data.language_codes, MULTILINGUAL]
+    setups = [s for s in SETUPS if s != "1x-cloned"]
+    return [SEED, *(f"{ENGLISH}-{s}" for s in setups), *(f"{lang}-{s}" for lang in langs for s in SETUPS)]
+
+
+def parse_run(study: Study, name: str) -> tuple[str, str | None, str | None]:
+    """(kind, language, setup) of a trained run's name; an unknown name is an error listing the
+    valid ones. Parsed by shape and one language lookup, so a job that declares one language can
+    parse it. The language is the multilingual run's prefix too (`multilingual`)."""
+    parsed = parse_name(name) if not name.startswith("merge-") else None
+    if parsed is not None:
+        if parsed.kind == SEED:
+            return SEED, None, None
+        if parsed.setup in SETUPS:
+            if parsed.kind == ENGLISH and parsed.setup != "1x-cloned":
+                return ENGLISH, None, parsed.setup
+            if parsed.kind == MULTILINGUAL:
+                return MULTILINGUAL, MULTILINGUAL, parsed.setup
+            if parsed.kind == "language" and parsed.prefix in study.data.language_table:
+                return "language", parsed.prefix, parsed.setup
+    raise GrowupError(f"unknown run {name!r}; runs of this study: {trained_runs(study)}")
+
+
+def setup_start(setup: str) -> str:
+    """The model an adaptation run of `setup` starts from (its step 0): english-1x,
+    english-1x-cloned (english-1x widened) or english-2x."""
+    if setup not in SETUPS:
+        raise GrowupError(f"setup {setup!r} is not one of {list(SETUPS)}")
+    return f"{ENGLISH}-{setup}"
+
+
+def start_run(study: Study, name: str) -> str:
+    """The checkpoint folder (checkpoints/<this>) whose final/ a run starts from."""
+    kind, _, setup = parse_run(study, name)
+    if kind == SEED:
+        return INIT
+    if kind == ENGLISH:
+        return SEED if setup == "1x" else SEED + CLONED
+    return setup_start(setup)
+
+
+def start_checkpoint(study: Study, name: str) -> str:
+    """The checkpoint a run starts from, by the study's lineage: `<start_run>/final`."""
+    return f"{start_run(study, name)}/final"
+
+
+# the clones the study makes (checkpoints/<clone>), each of a run's final checkpoint
+CLONES = {SEED + CLONED: SEED, f"{ENGLISH}-1x{CLONED}": f"{ENGLISH}-1x"}
+
+
+def clone_of(name: str) -> str | None:
+    """The run a clone (`seed-cloned`, `english-1x-cloned`) widens; None for any other name."""
+    return CLONES.get(name)
+
+
+def clone_model(factor: int) -> str:
+    """The model key of the k-times wider model (the 1x-cloned and 2x setups train it)."""
+    return f"clone-x{factor}"
+
+
+def run_model(study: Study, name: str) -> str:
+    """Which model a run trains (or a clone holds), as a key of `growup.models.build.study_configs`."""
+    if clone_of(name):
+        return clone_model(study.model.clone_factor)
+    _, _, setup = parse_run(study, name)
+    return BASE_MODEL if setup in (None, "1x") else clone_model(study.model.clone_factor)
+
+
+def raw_datasets(study: Study) -> tuple[str, ...]:
+    """Every raw dataset the study prepares, by name (the names of data/raw/<name>)."""
+    return study.data.raw_datasets
+
+
+def run_datasets(study: Study, name: str) -> list[str]:
+    """The packed datasets a run reads (known before data/unimax.json exists)."""
+    kind, lang, _ = parse_run(study, name)
+    if kind == SEED:
+        return [CODE, ENGLISH_BASE]
+    if kind == ENGLISH:
+        return [ENGLISH_ADAPTATION]
+    langs = study.data.language_codes if kind == MULTILINGUAL else (lang,)
+    return [*langs, *(replay_dataset(code) for code in langs)]
+
+
+# --- each job's spec ------------------------------------------------------------------------
 HUB = "hub"  # hub.root: where Hub ids resolve (GROWUP_HUB_ROOT overrides it)
 BENCHMARK_CODES = "data.languages.*.multiblimp"  # study languages and their MultiBLiMP codes
 LANGUAGE_CODES = "data.languages[]"  # the study's languages, without their settings
 
 
 def _fetch(study: Study, source: str) -> list[str]:
-    if source in ("english", "code"):
+    if source in (ENGLISH, CODE):
         return [HUB, f"data.{source}"]
     return [HUB, "data.fineweb2", "data.shuffle_seed", f"data.languages.{source}"]
 
@@ -130,3 +269,8 @@ def resolve_spec(spec: str | None, configfile: str | None, job: str, **args: Any
         found = (given.get("job"), given.get("args")) if isinstance(given, dict) else given
         raise GrowupError(f"--spec is for job {found}, not {job!r} with {args}")
     return given
+
+
+def load_job(spec: str | None, configfile: str | None, job: str, **args: Any) -> Study:
+    """The study as job `job` sees it: only the config values it declares (`resolve_spec`)."""
+    return Study.from_spec(resolve_spec(spec, configfile, job, **args))

@@ -21,9 +21,9 @@ import yaml
 
 from growup.config import Study
 from growup.errors import GrowupError
-from growup.train.runs import SETUPS
+from growup.study import SETUPS
+from growup.study import SUBSET_SEPARATOR as SEPARATOR
 
-SEPARATOR = "+"
 METHOD_NAME = re.compile(r"[a-z][a-z0-9_]*")
 
 
