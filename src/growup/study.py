@@ -15,9 +15,13 @@ mapping's keys without their values, and a key keeps everything below it.
 
 from __future__ import annotations
 
+import itertools
 import json
-from collections.abc import Callable, Mapping
+import os
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from growup.config import CODE_DATASET, ENGLISH_DATASETS, Study, load_config, project, replay_dataset
@@ -25,10 +29,12 @@ from growup.errors import GrowupError
 
 # --- the grid -------------------------------------------------------------------------------
 SETUPS = ("1x", "1x-cloned", "2x")  # STUDY.md: three starting points for every language
+UPSCALED = ("1x-cloned", "2x")  # the setups that train the wide (cloned) model
 SEED = "seed"
 ENGLISH = "english"
 MULTILINGUAL = "multilingual"
-KINDS = ("seed", "english", "language", "multilingual", "merge")  # what a name can be
+MERGE = "merge"  # merge names: merge-<setup>-<method>-<subset>
+KINDS = (SEED, ENGLISH, "language", MULTILINGUAL, MERGE)  # what a name can be
 CLONED = "-cloned"  # a clone of a run's final checkpoint: checkpoints/<run>-cloned
 INIT = "init"  # checkpoints/init: the freshly initialised seed model
 BASE_MODEL = "1x"  # the model key of the 1x model (`clone_model` names the wide one)
@@ -62,12 +68,12 @@ class Name:
 def parse_name(name: str) -> Name:
     """`ekk-2x` → a language run; `merge-2x-ties-ekk+fao` → a merge; `english-1x` → English.
     By shape alone (no config): the evaluation table names every model this way."""
-    if name.startswith("merge-"):
-        rest = name.removeprefix("merge-")
+    if name.startswith(f"{MERGE}-"):
+        rest = name.removeprefix(f"{MERGE}-")
         setup = next((s for s in sorted(SETUPS, key=len, reverse=True) if rest.startswith(s + "-")), None)
         if setup is not None and "-" in rest[len(setup) + 1 :]:
             method, subset = rest[len(setup) + 1 :].rsplit("-", 1)
-            return Name("merge", None, setup, method, subset)
+            return Name(MERGE, None, setup, method, subset)
         raise GrowupError(f"merge name {name!r} is not merge-<setup>-<method>-<subset>; setups: {SETUPS}")
     if name == SEED:
         return Name(SEED, SEED, None)
@@ -87,7 +93,7 @@ def parse_run(study: Study, name: str) -> tuple[str, str | None, str | None]:
     """(kind, language, setup) of a trained run's name; an unknown name is an error listing the
     valid ones. Parsed by shape and one language lookup, so a job that declares one language can
     parse it. The language is the multilingual run's prefix too (`multilingual`)."""
-    parsed = parse_name(name) if not name.startswith("merge-") else None
+    parsed = parse_name(name) if not name.startswith(f"{MERGE}-") else None
     if parsed is not None:
         if parsed.kind == SEED:
             return SEED, None, None
@@ -125,7 +131,8 @@ def start_checkpoint(study: Study, name: str) -> str:
 
 
 # the clones the study makes (checkpoints/<clone>), each of a run's final checkpoint
-CLONES = {SEED + CLONED: SEED, f"{ENGLISH}-1x{CLONED}": f"{ENGLISH}-1x"}
+ENGLISH_CLONE = f"{ENGLISH}-1x{CLONED}"  # the 1x-cloned setup's start: english-1x widened
+CLONES = {SEED + CLONED: SEED, ENGLISH_CLONE: f"{ENGLISH}-1x"}
 
 
 def clone_of(name: str) -> str | None:
@@ -143,7 +150,7 @@ def run_model(study: Study, name: str) -> str:
     if clone_of(name):
         return clone_model(study.model.clone_factor)
     _, _, setup = parse_run(study, name)
-    return BASE_MODEL if setup in (None, "1x") else clone_model(study.model.clone_factor)
+    return clone_model(study.model.clone_factor) if setup in UPSCALED else BASE_MODEL
 
 
 def raw_datasets(study: Study) -> tuple[str, ...]:
@@ -160,6 +167,94 @@ def run_datasets(study: Study, name: str) -> list[str]:
         return [ENGLISH_ADAPTATION]
     langs = study.data.language_codes if kind == MULTILINGUAL else (lang,)
     return [*langs, *(replay_dataset(code) for code in langs)]
+
+
+# --- the merge grid: methods × setups × language subsets (every subset of at least
+# `min_languages` study languages, or an explicit list). Paper: 5 × 3 × 26 = 390 merges.
+METHOD_NAME = re.compile(r"[a-z][a-z0-9_]*")
+
+
+@dataclass(frozen=True)
+class Merge:
+    """One merge of the grid: its setup, mergekit method and languages (in the config's order)."""
+
+    setup: str
+    method: str
+    subset: tuple[str, ...]
+
+    @property
+    def subset_name(self) -> str:
+        return SUBSET_SEPARATOR.join(self.subset)
+
+    @property
+    def name(self) -> str:
+        return f"{MERGE}-{self.setup}-{self.method}-{self.subset_name}"
+
+    def yaml_path(self, root: str | os.PathLike[str]) -> Path:
+        return Path(root) / self.setup / self.method / f"{self.subset_name}.yaml"
+
+    def model_path(self, root: str | os.PathLike[str]) -> Path:
+        return Path(root) / self.setup / self.method / self.subset_name
+
+    @classmethod
+    def parse(cls, study: Study, setup: str, method: str, subset: str) -> Merge:
+        """One merge from its path parts, checked against the config's setups, methods and
+        languages (not the whole grid, so a job that merges one subset reads only its values)."""
+        if setup not in SETUPS:
+            raise GrowupError(f"merge setup {setup!r} is not one of {list(SETUPS)}")
+        if not METHOD_NAME.fullmatch(method):
+            raise GrowupError(f"merge method {method!r} is not a method name (letters, digits, '_')")
+        languages = tuple(subset.split(SUBSET_SEPARATOR))
+        unknown = [lang for lang in languages if lang not in study.data.language_table]
+        if unknown or len(languages) < 2 or len(set(languages)) != len(languages):
+            raise GrowupError(
+                f"merge subset {subset!r} must join two or more distinct study languages with "
+                f"{SUBSET_SEPARATOR!r}; languages: {list(study.data.language_codes)}"
+            )
+        return cls(setup, method, languages)
+
+
+def merging(study: Study) -> Mapping[str, Any]:
+    return study.raw["merging"]
+
+
+def language_subsets(study: Study) -> list[tuple[str, ...]]:
+    """Subsets in the config's language order: explicit ones, or all of size >= min_languages."""
+    langs = study.data.language_codes
+    explicit = merging(study).get("subsets")
+    if explicit:
+        subsets = [tuple(s.split(SUBSET_SEPARATOR)) for s in explicit]
+        for subset in subsets:
+            unknown = [lang for lang in subset if lang not in langs]
+            if unknown or len(subset) < 2 or len(set(subset)) != len(subset):
+                raise GrowupError(
+                    f"config key 'merging.subsets': {SUBSET_SEPARATOR.join(subset)!r} must join two or more "
+                    f"distinct study languages with {SUBSET_SEPARATOR!r}; languages: {list(langs)}"
+                )
+        return [tuple(sorted(s, key=langs.index)) for s in subsets]
+    low = merging(study).get("min_languages", 2)
+    return [c for k in range(low, len(langs) + 1) for c in itertools.combinations(langs, k)]
+
+
+def merge_grid(study: Study) -> list[Merge]:
+    """Every merge of the study, in a fixed order (setup, method, subset); a method entry with
+    `setups` runs for those setups only."""
+    cfg = merging(study)
+    setups = cfg.get("setups", list(SETUPS))
+    return [
+        Merge(s, m, sub)
+        for s in setups
+        for m, entry in cfg["methods"].items()
+        if s in ((entry or {}).get("setups") or setups)
+        for sub in language_subsets(study)
+    ]
+
+
+def grid_counts(merges: Sequence[Merge]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for merge in merges:
+        counts[merge.setup] = counts.get(merge.setup, 0) + 1
+    return counts
 
 
 # --- each job's spec ------------------------------------------------------------------------

@@ -7,13 +7,15 @@ import os
 import re
 
 from growup.config import Study, config_overrides, deep_merge, resolve_config
-from growup.merge.grid import Merge, merge_grid, merge_runs, reference_file
+from growup.merge.grid import merge_runs, reference_file
 from growup.study import (
     CODE,
     ENGLISH_BASE,
     ENGLISH_DATASETS,
     FIGURES,
+    Merge,
     SETUPS,
+    merge_grid,
     parse_run,
     raw_datasets,
     replay_dataset,

@@ -9,8 +9,7 @@ from growup.evaluate.harness import merge_tasks
 from growup.evaluate.sweep import evaluate_checkpoint
 from growup.evaluate.sweep import sweep as sweep_run
 from growup.evaluate.tidy import collect, write_csv
-from growup.merge.grid import Merge
-from growup.study import load_job
+from growup.study import Merge, load_job
 
 log = logging.getLogger("growup")
 

@@ -8,7 +8,7 @@ import logging
 from growup.io import atomic_write_text
 from growup.merge import grid
 from growup.merge.run import run_merge
-from growup.study import load_job
+from growup.study import Merge, grid_counts, load_job, merge_grid
 
 log = logging.getLogger("growup")
 
@@ -17,11 +17,11 @@ def configs(args: argparse.Namespace) -> None:
     """`growup merge configs`: every merge of the grid as a mergekit YAML."""
     study = load_job(args.spec, args.configfile, "merge configs")
     seed = study.raw["merging"].get("random_seed")
-    merges = grid.merge_grid(study)
+    merges = merge_grid(study)
     for merge in merges:
         config = grid.merge_config(study, merge, args.checkpoints)
         atomic_write_text(merge.yaml_path(args.out_root), grid.to_yaml(config, seed))
-    log.info("wrote %d merge configs under %s: %s", len(merges), args.out_root, grid.grid_counts(merges))
+    log.info("wrote %d merge configs under %s: %s", len(merges), args.out_root, grid_counts(merges))
 
 
 def run(args: argparse.Namespace) -> None:
@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> None:
     job = {"setup": args.setup, "method": args.method, "subset": args.subset}
     study = load_job(args.spec, args.configfile, "merge run", **job)
     seed = study.raw["merging"].get("random_seed")
-    merge = grid.Merge.parse(study, args.setup, args.method, args.subset)
+    merge = Merge.parse(study, args.setup, args.method, args.subset)
     config = grid.merge_config(study, merge, args.checkpoints)
     out = run_merge(
         config,

@@ -24,10 +24,10 @@ from growup.errors import GrowupError
 from growup.io import atomic_dir
 from growup.models.build import study_configs
 from growup.models.checkpoint import add_lineage, read_card
-from growup.study import CLONES, SEED, run_model, trained_runs
+from growup.study import ENGLISH_CLONE, run_model, trained_runs
 
 log = logging.getLogger(__name__)
-CLONE = next(c for c, source in CLONES.items() if source != SEED)  # english-1x-cloned: the one clone released
+CLONE = ENGLISH_CLONE  # the one clone a released study fetches
 # what a checkpoint needs (weights, config, tokenizer, card, remote code), not other formats
 HUB_FILES = ["*.json", "*.safetensors", "*.model", "*.txt", "*.md", "*.py"]
 

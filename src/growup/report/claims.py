@@ -28,9 +28,8 @@ import pandas as pd
 
 from growup.report.frame import metric
 from growup.report.stats import FAILS, HOLDS, INCONCLUSIVE, Bootstrap, Comparison, Pairs, combine, compare
-from growup.study import SETUPS, setup_start
+from growup.study import SETUPS, UPSCALED, setup_start
 
-UPSCALED = ("1x-cloned", "2x")
 Measure = list[tuple[float, tuple[str, str, str, str]]]  # weighted cells (model, step, task, metric)
 
 
