@@ -28,12 +28,12 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from transformers import AutoTokenizer  # noqa: E402
 
-from growup.config import load_config  # noqa: E402
 from growup.evaluate.harness import evaluate, make_lm, study_tasks  # noqa: E402
 from growup.models.build import study_configs  # noqa: E402
 from growup.models.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from growup.models.flops import count_parameters  # noqa: E402
 from growup.models.hyperllama import model_class  # noqa: E402
+from growup.study import load_config  # noqa: E402
 
 
 def main() -> None:

@@ -18,12 +18,12 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 
-from growup.config import load_config  # noqa: E402
 from growup.merge import grid  # noqa: E402
 from growup.merge.run import run_merge  # noqa: E402
 from growup.models.build import base_config, init_model  # noqa: E402
 from growup.models.checkpoint import save_checkpoint  # noqa: E402
 from growup.models.cloning import hyperclone  # noqa: E402
+from growup.study import load_config  # noqa: E402
 
 LANGS = ("ekk", "fao")
 

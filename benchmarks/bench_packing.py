@@ -17,10 +17,10 @@ from pathlib import Path
 
 from transformers import AutoTokenizer
 
-from growup.config import load_config
 from growup.data import prepare
 from growup.data.packing import pack
 from growup.data.rawstore import RawDataset
+from growup.study import load_config
 
 REPO = Path(__file__).resolve().parents[1]
 

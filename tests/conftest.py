@@ -72,8 +72,8 @@ def tiny_model() -> LlamaForCausalLM:
 
 def prepare_mini_data(root: Path) -> Path:
     """Run the whole mini data preparation in-process into `root` (real loaders, the mirror)."""
-    from growup.config import load_config
     from growup.data import prepare
+    from growup.study import load_config
 
     study = load_config(REPO / "config" / "config.yaml")
     raw = root / "raw"
@@ -89,7 +89,7 @@ def prepare_mini_data(root: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def mini_study(hub_root):
-    from growup.config import load_config
+    from growup.study import load_config
 
     return load_config(REPO / "config" / "config.yaml")
 

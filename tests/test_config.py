@@ -8,8 +8,9 @@ import pytest
 import yaml
 
 from conftest import REPO
-from growup.config import Study, load_config
+from growup.config import Study
 from growup.errors import GrowupError
+from growup.study import load_config
 
 
 @pytest.fixture(scope="module")

@@ -12,13 +12,14 @@ from transformers import AutoTokenizer
 
 from conftest import REPO
 from growup import hub
-from growup.config import Study, load_config
+from growup.config import Study
 from growup.errors import GrowupError
 from growup.evaluate.harness import evaluate, make_lm, study_tasks
 from growup.evaluate.sweep import evaluate_checkpoint, run_checkpoints, sweep
 from growup.evaluate.tidy import collect
 from growup.models.build import base_config, init_model
 from growup.models.checkpoint import load_checkpoint, save_checkpoint
+from growup.study import load_config
 
 
 @pytest.fixture(scope="module")

@@ -27,7 +27,7 @@ import yaml
 from safetensors.torch import save_file
 
 from growup import artifacts, checks, cli
-from growup.config import Study, load_config
+from growup.config import Study
 from growup.errors import ConfigError, GrowupError, PathEscapeError
 from growup.evaluate.sweep import evaluate_checkpoint
 from growup.integrity import CHECKSUMS, write_checksums
@@ -36,6 +36,7 @@ from growup.models import released
 from growup.models.build import init_model, study_configs
 from growup.models.checkpoint import load_checkpoint, read_card, save_checkpoint
 from growup.models.cloning import hyperclone
+from growup.study import load_config
 from helpers import released_config_dict
 
 GROWUP = str(Path(sys.executable).parent / "growup")

@@ -19,10 +19,12 @@ import pytest
 import yaml
 
 from conftest import REPO, skip_or_fail
-from growup.config import Study, load_config, resolve_config
+from growup import study as study_grid
+from growup.config import Study, resolve_config
 from growup.data.prepare import budget_table
 from growup.merge import grid
 from growup.models.build import study_configs
+from growup.study import load_config
 from growup.train import runs
 
 REFERENCE = REPO.parent / "shared" / "reference" / "liu-nlp-multilingual-scaling"
@@ -128,7 +130,7 @@ def start_run(authors: dict[str, Any]) -> tuple[str, int | None]:
 
 
 def test_reference_holds_every_run(reference, paper):
-    assert sorted(training_configs(reference)) == sorted(runs.trained_runs(paper))
+    assert sorted(training_configs(reference)) == sorted(study_grid.trained_runs(paper))
 
 
 def test_general_model_optimizer_and_schedule(reference, paper):
@@ -136,7 +138,7 @@ def test_general_model_optimizer_and_schedule(reference, paper):
     for run, authors in training_configs(reference).items():
         model, opt = authors["model"], authors["optimizer"]
         mc, sched = model["model_config"], opt["learning_rate_scheduler"]
-        ours = configs[runs.run_model(paper, run)]
+        ours = configs[study_grid.run_model(paper, run)]
         assert authors["general"]["seed"] == paper.seed, run
         for key in ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
                     "num_key_value_heads", "hidden_act", "rms_norm_eps", "max_position_embeddings",
@@ -182,7 +184,7 @@ def test_lineage(reference, paper):
     """Each run starts where the authors' did (the checkpoint and its step = the parent's length)."""
     for run, authors in training_configs(reference).items():
         checkpoint, step = start_run(authors)
-        assert runs.start_checkpoint(paper, run) == checkpoint, run
+        assert study_grid.start_checkpoint(paper, run) == checkpoint, run
         if step is None:
             continue
         parent = checkpoint.split("/")[0].removesuffix("-cloned")
@@ -206,7 +208,7 @@ def resolved_specs(paper: Study, tmp_path: Path) -> dict[str, runs.RunSpec]:
     """Every run's data schedule as growup resolves it (fixed schedules need no data)."""
     table = budget_table(paper, {lang: 10**9 for lang in paper.data.language_codes})
     (tmp_path / "unimax.json").write_text(json.dumps(table))
-    return {run: runs.run_spec(paper, run, tmp_path) for run in runs.trained_runs(paper)}
+    return {run: runs.run_spec(paper, run, tmp_path) for run in study_grid.trained_runs(paper)}
 
 
 def portion_samples(portion: runs.Portion, fixed: dict[str, Any]) -> int:
@@ -229,7 +231,7 @@ def test_data_stages(reference, paper, tmp_path):
         starts = [1 + sum(math.ceil(n / batch) for n in sizes[:i]) for i in range(len(stages))]
         assert [s["start_training_step"] for s in stages] == starts, run
         assert sum(math.ceil(n / batch) for n in sizes) == spec.schedule.steps, run
-        kind, lang, _ = runs.parse_run(paper, run)
+        kind, lang, _ = study_grid.parse_run(paper, run)
         if kind in ("seed", "english"):
             for stage, phase in zip(stages, spec.phases, strict=True):
                 names = {NANOSET[Path(f).name] for f in stage["data"]["dataset"]["dataset_folder"]}
@@ -242,7 +244,7 @@ def test_data_stages(reference, paper, tmp_path):
             monolingual = sum(  # every stage of the five 1x language runs
                 sum(st["data"]["dataset"]["dataset_num_samples"])
                 for r, c in configs.items()
-                if r.endswith("-1x") and runs.parse_run(paper, r)[0] == "language"
+                if r.endswith("-1x") and study_grid.parse_run(paper, r)[0] == "language"
                 for st in c["data_stages"]
             )
             assert ours == monolingual
@@ -264,7 +266,7 @@ def test_data_stages(reference, paper, tmp_path):
 
 
 def test_faroese_checkpoints_once_per_epoch(paper):
-    for setup in runs.SETUPS:
+    for setup in study_grid.SETUPS:
         assert runs.checkpoint_every(paper, f"fao-{setup}") == 24
         assert runs.checkpoint_every(paper, f"isl-{setup}") == 250
     assert runs.checkpoint_every(paper, "multilingual-2x") == 250

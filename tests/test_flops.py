@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from conftest import REPO
-from growup.config import load_config
 from growup.models.build import study_configs
 from growup.models.flops import (
     count_model_parameters,
@@ -14,6 +13,7 @@ from growup.models.flops import (
     flops_per_token,
     training_flops,
 )
+from growup.study import load_config
 from helpers import random_model
 
 

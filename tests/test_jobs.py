@@ -8,9 +8,9 @@ import json
 import pytest
 
 from conftest import REPO
-from growup.config import SpecView, Study, Withheld, config_overrides, load_config, project
+from growup.config import SpecView, Study, Withheld, config_overrides, project
 from growup.errors import GrowupError
-from growup.study import JOBS, job_spec, resolve_spec, spec_json
+from growup.study import JOBS, job_spec, load_config, resolve_spec, spec_json
 
 MINI = load_config(REPO / "config" / "config.yaml")
 PAPER = load_config(REPO / "config" / "paper.yaml")
@@ -64,7 +64,7 @@ def test_a_typed_study_builds_from_a_partial_spec_and_guards_the_rest():
 @pytest.mark.parametrize("study", [MINI, PAPER], ids=["mini", "paper"])
 def test_every_job_of_the_grid_has_a_spec_that_builds(study):
     from growup.merge.grid import merge_grid
-    from growup.train.runs import trained_runs
+    from growup.study import trained_runs
 
     args = {
         "data fetch": [{"source": s} for s in ("english", "code", *study.data.language_codes)],

@@ -15,13 +15,14 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
 from conftest import REPO
-from growup.config import Study, load_config, resolve_config
+from growup.config import Study, resolve_config
 from growup.errors import GrowupError
 from growup.merge import grid
 from growup.merge.run import run_merge
 from growup.models.build import base_config, init_model
 from growup.models.checkpoint import save_checkpoint
 from growup.models.cloning import hyperclone
+from growup.study import load_config
 from growup.train.loop import train
 from helpers import tiny_raw
 

@@ -12,13 +12,13 @@ import pytest
 import yaml
 from safetensors.torch import save_file
 
-from growup.config import Study, load_config
+from growup.config import Study
 from growup.errors import GrowupError
 from growup.models import released
 from growup.models.build import init_model, study_configs
 from growup.models.checkpoint import copy_tokenizer, read_card
 from growup.models.cloning import hyperclone
-from growup.train.runs import run_model
+from growup.study import load_config, run_model
 from helpers import copy_repo, planned, released_config_dict, run_tool
 
 ORG = "growup-standin"
@@ -106,13 +106,12 @@ def test_planned_lineage_chains_parent_tokens_through_the_clone():
     per_step = study.training.tokens_per_step
     seed = study.training.schedules["seed"].steps * per_step
     english = study.training.schedules["english"].steps * per_step
-    assert released.planned_run(study, "english-1x")["parent_tokens"] == seed
-    assert released.planned_run(study, "english-2x")["parent_tokens"] == seed  # from the cloned seed
-    assert released.planned_run(study, "english-1x-cloned")["parent_tokens"] == seed + english
+    assert released.planned_run(study, "english-1x").parent_tokens == seed
+    assert released.planned_run(study, "english-2x").parent_tokens == seed  # from the cloned seed
+    assert released.planned_run(study, "english-1x-cloned").parent_tokens == seed + english
     isl = released.planned_run(study, "isl-1x-cloned")
     assert (
-        isl["parent_tokens"] == seed + english
-        and isl["tokens"] == study.training.schedules["isl"].steps * per_step
+        isl.parent_tokens == seed + english and isl.tokens == study.training.schedules["isl"].steps * per_step
     )
 
 

@@ -36,8 +36,9 @@ def test_parse_model_names():
         "subset": "ekk+fao",
     }
     assert parse_model("fas-1x-cloned")["setup"] == "1x-cloned"
-    assert parse_model("multilingual-2x")["kind"] == "joint"
-    assert parse_model("english-1x")["kind"] == "base"
+    assert parse_model("multilingual-2x")["kind"] == "multilingual"
+    assert parse_model("english-1x")["kind"] == "english"
+    assert parse_model("seed")["kind"] == "seed"
 
 
 @pytest.mark.parametrize(

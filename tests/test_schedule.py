@@ -7,7 +7,8 @@ from itertools import pairwise
 import pytest
 
 from conftest import REPO
-from growup.config import ScheduleSpec, load_config
+from growup.config import ScheduleSpec
+from growup.study import load_config
 from growup.train.schedule import wsd_lr
 
 PAPER = load_config(REPO / "config" / "paper.yaml").training

@@ -147,8 +147,8 @@ def test_released_split_reads_uuid_ids(mini_study, hub_root, tmp_path, monkeypat
 
 def test_paper_config_fetches_persian_from_fas_arab(hub_root, tmp_path, monkeypatch):
     """`growup data fetch --source fas` under config/paper.yaml asks the Hub for fineweb-2 fas_Arab."""
-    from growup.config import load_config
     from growup.data import prepare
+    from growup.study import load_config
 
     paper = load_config(Path(__file__).resolve().parents[1] / "config" / "paper.yaml")
     paper = replace(paper, data=replace(paper.data, fineweb2=replace(paper.data.fineweb2, max_docs=3)))

@@ -94,8 +94,8 @@ def test_a_report_value_plans_only_the_claims(study_repo):
 
 @pytest.mark.slow
 def test_one_languages_schedule_plans_only_its_runs_merges_and_the_report(study_repo):
-    from growup.config import load_config
     from growup.merge.grid import merge_grid
+    from growup.study import load_config
 
     config = study_repo / "config" / "config.yaml"
     text = config.read_text()

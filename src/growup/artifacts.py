@@ -20,6 +20,7 @@ The tracked paths are the `outs` of dvc.yaml minus the patterns of `.dvcignore`.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import logging
@@ -286,3 +287,24 @@ def format_verify(report: dict[str, dict[str, list[str]]], show: int = 10) -> st
         if len(paths) > show:
             lines.append(f"{kind}: ... and {len(paths) - show} more")
     return "\n".join(lines)
+
+
+def record_command(args: argparse.Namespace) -> None:
+    """`growup artifacts record`."""
+    record(Path(args.repo), args.manifest)
+
+
+def verify_command(args: argparse.Namespace) -> None:
+    """`growup artifacts verify`: the report, and an error when any tracked file is off."""
+    report = verify(Path(args.repo), args.manifest)
+    print(format_verify(report))
+    bad = sum(len(g[k]) for g in report.values() for k in ("differing", "missing", "unrecorded"))
+    if bad:
+        raise GrowupError(f"{bad} tracked files differ from {args.manifest}, are missing or unrecorded")
+
+
+def restore_command(args: argparse.Namespace) -> None:
+    """`growup artifacts restore`: stamp what `dvc pull` brought, mark what differs stale."""
+    stale = restore(Path(args.repo), args.manifest, verify=not args.no_verify)
+    for unit, reason in sorted(stale.items()):
+        print(f"stale {unit}: {reason}; snakemake rebuilds it")

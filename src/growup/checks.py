@@ -1,6 +1,6 @@
 """Every study-config value that can be checked without running a job, checked at config load.
 
-`check_config` runs before the DAG is built (`growup.config.load_config` and the workflow's
+`check_config` runs before the DAG is built (`growup.study.load_config` and the workflow's
 `workflow/rules/common.smk` call it once each), so a value that would fail hours into a study
 fails at once: schema violations, batch divisibility, FineWeb-2 subsets, MultiBLiMP tasks,
 mergekit methods, and run names. Each problem is one short line naming the file, the key, the
@@ -12,58 +12,30 @@ component) and `under_root` (a written path stays inside its output root).
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import logging
 import math
 import os
-import re
 from collections.abc import Iterable, Iterator, Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from growup.errors import ConfigError, PathEscapeError
+import jsonschema
+import yaml
+
+from growup import hub
+from growup.config import Study, load_schema
+from growup.errors import ConfigError, GrowupError
+from growup.io import atomic_write_text
+from growup.paths import METHOD_NAME
 
 log = logging.getLogger(__name__)
 
-# A name that becomes one path component (run, model, merge method, subset, language): no
-# separator, no leading dot, so never `..`, `/x` or a hidden file.
-NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_+-]*(?:\.[A-Za-z0-9_+-]+)*")
-# A merge method entry of config key `merging.methods` (a folder of merges/<setup>/<method>/)
-METHOD_NAME = re.compile(r"[a-z][a-z0-9_]*(?:-[a-z0-9_]+)*")
 SCHEMA_FILE = "src/growup/schemas/config.schema.yaml"
 MAX_VALUE = 60  # characters of a value shown in an error line
-
-
-def path_part(value: Any, what: str, pattern: re.Pattern[str] = NAME) -> str:
-    """`value` if it is safe as one path component, else a `PathEscapeError` naming `what`."""
-    if not isinstance(value, str) or not pattern.fullmatch(value):
-        raise PathEscapeError(
-            f"{what} {value!r} cannot be a file or folder name; allowed: {pattern.pattern} "
-            "(letters, digits, '_', '+', '-', inner '.'; no '/', no '..')"
-        )
-    return value
-
-
-def under_root(path: str | os.PathLike[str], root: str | os.PathLike[str], what: str) -> Path:
-    """`path` if it resolves (links followed) inside `root`, else a `PathEscapeError`."""
-    full, base = Path(path).resolve(), Path(root).resolve()
-    if full != base and base not in full.parents:
-        raise PathEscapeError(f"{what} {str(path)!r} leaves its root {str(root)!r}; allowed: paths under it")
-    return Path(path)
-
-
-def eval_dir(
-    out_root: str | os.PathLike[str], model: str, step: str, out_dir: str | os.PathLike[str] | None = None
-) -> Path:
-    """Where one evaluation is written: <out_dir>/<step>, or <out_root>/<model>/<step>; the model
-    name and step must be plain names and the folder must stay under its root."""
-    path_part(model, "--model (model name in evals/)")
-    path_part(str(step), "--step")
-    root = Path(out_dir) if out_dir is not None else Path(out_root)
-    folder = root / str(step) if out_dir is not None else root / model / str(step)
-    return under_root(folder, root, "evaluation folder")
 
 
 def _short(value: Any) -> str:
@@ -96,10 +68,6 @@ def _rule(error: Any) -> str:
 def schema_problems(raw: Mapping[str, Any]) -> list[str]:
     """One short line per schema violation: key, value, what is allowed (a missing required key
     by its full dotted name, not after the whole section's value)."""
-    import jsonschema
-
-    from growup.config import load_schema
-
     lines = []
     validator = jsonschema.Draft202012Validator(load_schema())
     errors = sorted(validator.iter_errors(dict(raw)), key=lambda e: list(map(str, e.absolute_path)))
@@ -120,7 +88,7 @@ def schema_problems(raw: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-def _line(key: str, value: Any, problem: str, allowed: str) -> str:
+def problem_line(key: str, value: Any, problem: str, allowed: str) -> str:
     return f"config key {key!r} = {_short(value)}: {problem}; allowed: {allowed}"
 
 
@@ -130,7 +98,7 @@ def _batch_problems(raw: Mapping[str, Any]) -> Iterator[str]:
     bad = [n for n in devices if t["global_batch"] % (t["micro_batch"] * n)]
     if bad:
         per_pass = t["micro_batch"] * math.lcm(*devices)
-        yield _line(
+        yield problem_line(
             "training.global_batch",
             t["global_batch"],
             f"not a multiple of training.micro_batch ({t['micro_batch']}) x devices (resources.gpus: {bad})",
@@ -138,15 +106,13 @@ def _batch_problems(raw: Mapping[str, Any]) -> Iterator[str]:
         )
 
 
-def _few(items: Iterable[Any], show: int = 12) -> str:
+def few(items: Iterable[Any], show: int = 12) -> str:
     items = list(items)
     return f"{items}" if len(items) <= show else f"{items[:show]} ... ({len(items)} in all)"
 
 
 def _card_configs(card: Path) -> list[str]:
     """`config_name`s of a Hub dataset card's YAML front matter (the dataset's subsets)."""
-    import yaml
-
     text = card.read_text(encoding="utf-8")
     if not text.startswith("---"):
         return []
@@ -158,8 +124,6 @@ def fineweb2_subsets(hub_id: str, revision: str, config_root: str | None) -> tup
     """The subsets of the FineWeb-2 dataset in force and where the list came from: the dataset
     card at the local Hub root, else the card in the Hugging Face cache; None when neither is
     at hand (no network at config load: `growup data fetch` then names a missing subset)."""
-    from growup import hub
-
     root = hub.hub_root(config_root)
     card: Path | str | None
     if root is not None:
@@ -208,12 +172,8 @@ def mergekit_methods() -> tuple[str, ...]:
     from mergekit.merge_methods import registry as mk
 
     names = tuple(sorted(m.spec.name for m in mk.registered_methods()))
-    try:
-        from growup.io import atomic_write_text
-
+    with contextlib.suppress(OSError):  # a read-only home: check again next time
         atomic_write_text(cached, json.dumps(names))
-    except OSError:  # a read-only home: check again next time
-        pass
     return names
 
 
@@ -226,18 +186,18 @@ def _language_problems(raw: Mapping[str, Any]) -> Iterator[str]:
         subsets, card = found
         for code, entry in languages.items():
             if entry["subset"] not in subsets:
-                yield _line(
+                yield problem_line(
                     f"data.languages.{code}.subset",
                     entry["subset"],
                     f"no such subset of {fw2['hub_id']} (its card {card})",
-                    _few(subsets),
+                    few(subsets),
                 )
     codes = multiblimp_codes()
     if codes:
         where = "lm-eval's tasks/multiblimp"
         for code, entry in languages.items():
             if entry["multiblimp"] not in codes:
-                yield _line(
+                yield problem_line(
                     f"data.languages.{code}.multiblimp",
                     entry["multiblimp"],
                     f"no task multiblimp_{entry['multiblimp']} in {where}",
@@ -245,7 +205,7 @@ def _language_problems(raw: Mapping[str, Any]) -> Iterator[str]:
                 )
         for i, code in enumerate(ev.get("multiblimp_languages") or []):
             if code not in codes:
-                yield _line(
+                yield problem_line(
                     f"evaluation.multiblimp_languages[{i}]",
                     code,
                     f"no task multiblimp_{code} in {where}",
@@ -253,53 +213,20 @@ def _language_problems(raw: Mapping[str, Any]) -> Iterator[str]:
                 )
 
 
-def _merge_problems(raw: Mapping[str, Any], study: Any) -> Iterator[str]:
-    from growup.train.runs import trained_runs
-
+def _merge_problems(raw: Mapping[str, Any]) -> Iterator[str]:
     merging = raw["merging"]
     known = mergekit_methods()
     for name, entry in merging["methods"].items():
         entry = entry or {}
         if not METHOD_NAME.fullmatch(name):
-            yield _line("merging.methods", name, "not a method name (it names a folder)", METHOD_NAME.pattern)
+            yield problem_line(
+                "merging.methods", name, "not a method name (it names a folder)", METHOD_NAME.pattern
+            )
             continue
         method = entry.get("method") or name
         if known and method not in known:
             key = f"merging.methods.{name}" + (".method" if entry.get("method") else "")
-            yield _line(key, method, "not a mergekit merge method", _few(known, 20))
-    if raw.get("released"):
-        # growup.models.released.released_runs, without importing transformers at config load
-        runs = [r for r in trained_runs(study) if r != "seed"] + ["english-1x-cloned"]
-        models = raw["released"]["models"]
-        missing, unknown = [r for r in runs if r not in models], sorted(set(models) - set(runs))
-        if missing or unknown:
-            yield _line(
-                "released.models",
-                f"missing {missing}, unknown {unknown}",
-                "must name a Hub id for each run",
-                _few(runs),
-            )
-    else:
-        runs = [*trained_runs(study), "english-1x-cloned"]
-    for setup, run in merging["base"].items():
-        if run not in runs:
-            yield _line(f"merging.base.{setup}", run, "not a run of this study", _few(runs))
-    for name, entry in merging["methods"].items():
-        for setup, run in ((entry or {}).get("base_runs") or {}).items():
-            if run not in runs:
-                yield _line(
-                    f"merging.methods.{name}.base_runs.{setup}", run, "not a run of this study", _few(runs)
-                )
-    langs = list(raw["data"]["languages"])
-    for i, subset in enumerate(merging.get("subsets") or []):
-        parts = subset.split("+")
-        if any(p not in langs for p in parts) or len(set(parts)) != len(parts):
-            yield _line(
-                f"merging.subsets[{i}]",
-                subset,
-                "must join two or more distinct study languages with '+'",
-                f"languages {langs}",
-            )
+            yield problem_line(key, method, "not a mergekit merge method", few(known, 20))
 
 
 def check_config(raw: Mapping[str, Any], source: str) -> None:
@@ -307,13 +234,10 @@ def check_config(raw: Mapping[str, Any], source: str) -> None:
     (file `source`) that a job would reject: schema first, then what needs the whole config."""
     problems = schema_problems(raw)
     if not problems:
-        from growup.config import Study
-        from growup.errors import GrowupError
-
         try:
-            study = Study.from_mapping(raw, source)  # its own cross-key checks (heads, schedules)
+            Study.from_mapping(raw, source)  # its own cross-key checks (heads, schedules)
         except GrowupError as exc:
             raise ConfigError(f"{source}: {exc}") from None
-        problems = [*_batch_problems(raw), *_language_problems(raw), *_merge_problems(raw, study)]
+        problems = [*_batch_problems(raw), *_language_problems(raw), *_merge_problems(raw)]
     if problems:
         raise ConfigError("\n".join(f"{source}: {p}" for p in problems))

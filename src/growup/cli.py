@@ -1,111 +1,29 @@
 """The `growup` command: one sub-command group per stage of the study, nothing else.
 
-Every verb validates its inputs, writes atomically, and exits with status 2 and a one-line
-message (no traceback) on invalid input.
+This module only parses: each verb names its handler (`module:function`, in the `commands`
+module of the package that owns the work), imported when the verb runs. Every verb validates
+its inputs, writes atomically, and exits with status 2 and a one-line message (no traceback) on
+invalid input.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
 
 from growup.errors import GrowupError
-
-if TYPE_CHECKING:
-    from growup.config import Study
-
-log = logging.getLogger("growup")
+from growup.study import FIGURES
+from growup.train.gpus import DEFAULT_GPU, DEFAULT_MFU, GPUS
 
 
-def _spec(args: argparse.Namespace, job: str, **job_args: Any) -> dict[str, Any]:
-    from growup.study import resolve_spec
-
-    return resolve_spec(getattr(args, "spec", None), getattr(args, "configfile", None), job, **job_args)
-
-
-def _study(args: argparse.Namespace, job: str, **job_args: Any) -> Study:
-    """The study as job `job` sees it (`growup.study`): only the config values it declares."""
-    from growup.config import Study
-
-    return Study.from_spec(_spec(args, job, **job_args))
-
-
-def _model_init(args: argparse.Namespace) -> None:
-    from growup.models.build import base_config, init_model, tokenizer_vocab_size
-    from growup.models.checkpoint import save_checkpoint
-    from growup.models.flops import count_model_parameters
-
-    study = _study(args, "model init")
-    vocab = study.tokenizer.vocab_size
-    if args.tokenizer:
-        vocab = tokenizer_vocab_size(args.tokenizer, expected=vocab)
-    seed = study.seed if args.seed is None else args.seed
-    model = init_model(base_config(study.model, vocab), seed, study.model.init_scaling)
-    lineage = {
-        "operation": "init",
-        "seed": seed,
-        "step": 0,
-        "tokens": 0,
-        "flops": 0,
-    }
-    save_checkpoint(model, args.out, lineage, tokenizer_src=args.tokenizer)
-    log.info("initialised %s parameters -> %s", f"{count_model_parameters(model).total:,}", args.out)
-
-
-def _model_clone(args: argparse.Namespace) -> None:
-    from growup.models.checkpoint import load_checkpoint, read_card, save_checkpoint
-    from growup.models.cloning import check_factor, hyperclone
-
-    factor = args.factor
-    if factor is None:
-        given = args.configfile or args.spec
-        factor = _study(args, "model clone").model.clone_factor if given else 2
-    factor = check_factor(factor)
-    source = load_checkpoint(args.checkpoint, tokenizer=False)  # weights only; train/eval need one
-    clone = hyperclone(source, factor, snr_db=args.snr_db, seed=args.seed)
-    parent = read_card(args.checkpoint)
-    lineage = {
-        "operation": f"hyperclone x{factor}",
-        "parent": str(args.checkpoint),
-        "snr_db": args.snr_db,
-        "seed": args.seed,
-        "step": 0,
-        "tokens": 0,
-        "flops": 0,
-        "parent_tokens": parent.get("tokens", 0) + parent.get("parent_tokens", 0),
-        "parent_flops": parent.get("flops", 0) + parent.get("parent_flops", 0),
-    }
-    save_checkpoint(clone, args.out, lineage, tokenizer_src=args.checkpoint)
-    log.info("cloned %s x%d -> %s", args.checkpoint, factor, args.out)
-
-
-def _model_fetch(args: argparse.Namespace) -> None:
-    from growup.models.released import fetch
-
-    fetch(_study(args, "model fetch", run=args.run), args.run, args.out)
-
-
-def _model_count(args: argparse.Namespace) -> None:
-    from growup.io import atomic_write_text
-    from growup.models.report import count_rows, format_count_markdown, format_count_table
-
-    study = _study(args, "model count") if args.configfile or args.spec else None
-    rows = count_rows(study=study, checkpoint=args.checkpoint, seq_len=args.seq_len)
-    formats = {
-        "table": format_count_table,
-        "json": lambda r: json.dumps(r, indent=2),
-        "markdown": format_count_markdown,
-    }
-    text = formats["json" if args.json else args.format](rows)
-    if args.out:
-        atomic_write_text(args.out, text + "\n")
-    else:
-        print(text)
+def handler(ref: str) -> Callable[[argparse.Namespace], None]:
+    """The verb's handler `module:function`, imported only when the verb runs: laziness, so that
+    `growup --help` and each verb load only what that verb uses (no import cycle hides here)."""
+    module, _, name = ref.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def _config_args(p: argparse.ArgumentParser, required: bool = True) -> None:
@@ -125,7 +43,7 @@ def _add_model(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output checkpoint folder")
     p.add_argument("--tokenizer", help="tokenizer folder: sets the vocabulary and is saved with the model")
     p.add_argument("--seed", type=int, help="initialisation seed (default: the config's seed)")
-    p.set_defaults(func=_model_init)
+    p.set_defaults(handler="growup.models.commands:init")
 
     p = model.add_parser("clone", help="checkpoint -> HyperCloned checkpoint (function preserving)")
     p.add_argument("--checkpoint", required=True, help="source checkpoint folder")
@@ -138,7 +56,7 @@ def _add_model(sub: argparse._SubParsersAction) -> None:
         "--snr-db", type=float, default=None, help="add function-preserving noise at this SNR (dB)"
     )
     p.add_argument("--seed", type=int, default=0, help="noise seed")
-    p.set_defaults(func=_model_clone)
+    p.set_defaults(handler="growup.models.commands:clone")
 
     p = model.add_parser("count", help="config or checkpoint -> parameter and FLOP table")
     src = p.add_mutually_exclusive_group(required=True)
@@ -149,42 +67,13 @@ def _add_model(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=("table", "json", "markdown"), default="table", help="output format")
     p.add_argument("--json", action="store_true", help="shorthand for --format json")
     p.add_argument("--out", help="write to this file (atomically) instead of stdout")
-    p.set_defaults(func=_model_count)
+    p.set_defaults(handler="growup.models.commands:count")
 
     p = model.add_parser("fetch", help="a released study's run: the authors' published checkpoint")
     _config_args(p)
     p.add_argument("--run", required=True, help="run name, e.g. isl-2x or english-1x-cloned")
     p.add_argument("--out", required=True, help="run folder: step-N/ and final/ are written in it")
-    p.set_defaults(func=_model_fetch)
-
-
-def _data(args: argparse.Namespace) -> None:
-    from growup.data import prepare
-
-    study = _study(args, f"data {args.verb}", **({"source": args.source} if args.verb == "fetch" else {}))
-    if args.verb == "fetch":
-        for path in prepare.fetch(study, args.source, args.raw_dir):
-            log.info("wrote %s", path)
-    elif args.verb == "replay":
-        for path in prepare.build_replay(study, args.raw_dir):
-            log.info("wrote %s", path)
-    elif args.verb == "unimax":
-        result = prepare.budgets(study, args.raw_dir, args.out)
-        for lang, row in result["languages"].items():
-            log.info(
-                "%s: %d chars, budget %.0f, %.3f epochs",
-                lang,
-                row["characters"],
-                row["budget"],
-                row["epochs"],
-            )
-    elif args.verb == "tokenizer":
-        log.info("wrote %s", prepare.make_tokenizer(study, args.raw_dir, args.out))
-    elif args.verb == "pack":
-        m = prepare.pack_dataset(study, args.raw, args.tokenizer, args.out)
-        log.info(
-            "%s: %d documents, %d tokens, %d sequences", args.out, m["documents"], m["tokens"], m["sequences"]
-        )
+    p.set_defaults(handler="growup.models.commands:fetch")
 
 
 def _add_data(sub: argparse._SubParsersAction) -> None:
@@ -193,7 +82,7 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     def verb(name: str, help_text: str) -> argparse.ArgumentParser:
         p = data.add_parser(name, help=help_text)
         _config_args(p)
-        p.set_defaults(func=_data)
+        p.set_defaults(handler=f"growup.data.commands:{name}")
         return p
 
     p = verb("fetch", "one source (english, code, or a language code) -> data/raw/<name>")
@@ -213,25 +102,6 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True)
 
 
-def _train(args: argparse.Namespace) -> None:
-    import torch
-
-    from growup.train.loop import train
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    study = _study(args, "train", run=args.run)
-    if args.work is None:
-        final = train(study, args.run, args.init, args.out, data_dir=args.data_dir, max_steps=args.max_steps)
-    else:
-        from growup.train.publish import prepare_work, publish
-
-        prepare_work(args.work, json.dumps(_spec(args, "train", run=args.run), sort_keys=True))
-        train(study, args.run, args.init, args.work, data_dir=args.data_dir, max_steps=args.max_steps)
-        final = publish(args.work, args.out)
-    log.info("%s: done (%s)", args.run, final)
-
-
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train one run of the study (resumes from its saved state)")
     _config_args(p)
@@ -248,64 +118,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         help="train here (state, steps, metrics; resumable), then move the finished run into --out "
         "at once and delete this folder (what the workflow does)",
     )
-    p.set_defaults(func=_train)
-
-
-def _eval(args: argparse.Namespace) -> None:
-    if args.verb == "checkpoint":
-        from growup.evaluate.sweep import evaluate_checkpoint
-
-        study = _study(args, "eval checkpoint")
-        out = evaluate_checkpoint(
-            study,
-            args.checkpoint,
-            args.model,
-            args.step,
-            args.out_root,
-            args.tasks,
-            args.limit,
-            out_dir=args.out,
-        )
-        log.info("wrote %s", out)
-    elif args.verb == "sweep":
-        from growup.evaluate.sweep import sweep
-
-        study = _study(args, "eval run", run=args.model)
-        for out in sweep(
-            study,
-            args.run_dir,
-            args.model,
-            args.out_root,
-            args.init,
-            args.tasks,
-            args.limit,
-            out_dir=args.out,
-        ):
-            log.info("wrote %s", out)
-    elif args.verb == "merge":
-        from growup.evaluate.harness import merge_tasks
-        from growup.evaluate.sweep import evaluate_checkpoint
-        from growup.merge.grid import Merge
-
-        study = _study(args, "eval merge", setup=args.setup, method=args.method, subset=args.subset)
-        merge = Merge.parse(study, args.setup, args.method, args.subset)
-        tasks = args.tasks or merge_tasks(study, merge.subset)
-        out = evaluate_checkpoint(
-            study, args.merge, merge.name, "final", args.out_root, tasks, args.limit, out_dir=args.out
-        )
-        log.info("wrote %s", out)
-    elif args.verb == "tidy":
-        from growup.evaluate.tidy import collect, write_csv
-
-        study = _study(args, "eval tidy")
-        iso = {lang.multiblimp: lang.code for lang in study.data.languages}
-        rep = study.raw["report"]
-        rows, pairs = collect(
-            args.evals, iso, rep["confidence"], rep["bootstrap_resamples"], rep["bootstrap_seed"]
-        )
-        write_csv(rows, args.out)
-        pairs.save(args.pairs)
-        log.info("wrote %d rows to %s", len(rows), args.out)
+    p.set_defaults(handler="growup.train.commands:train")
 
 
 def _add_eval(sub: argparse._SubParsersAction) -> None:
@@ -316,7 +129,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     def verb(name: str, help_text: str) -> argparse.ArgumentParser:
         p = ev.add_parser(name, help=help_text)
         _config_args(p)
-        p.set_defaults(func=_eval)
+        p.set_defaults(handler=f"growup.evaluate.commands:{name}")
         return p
 
     for name, help_text in (
@@ -352,35 +165,6 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pairs", default="results/tables/pairs.jsonl", help="per-pair verdicts (written)")
 
 
-def _merge(args: argparse.Namespace) -> None:
-    from growup.merge import grid
-
-    if args.verb == "configs":
-        from growup.io import atomic_write_text
-
-        study = _study(args, "merge configs")
-        seed = study.raw["merging"].get("random_seed")
-        merges = grid.merge_grid(study)
-        for merge in merges:
-            config = grid.merge_config(study, merge, args.checkpoints)
-            atomic_write_text(merge.yaml_path(args.out_root), grid.to_yaml(config, seed))
-        log.info("wrote %d merge configs under %s: %s", len(merges), args.out_root, grid.grid_counts(merges))
-    elif args.verb == "run":
-        from growup.merge.run import run_merge
-
-        study = _study(args, "merge run", setup=args.setup, method=args.method, subset=args.subset)
-        seed = study.raw["merging"].get("random_seed")
-        merge = grid.Merge.parse(study, args.setup, args.method, args.subset)
-        config = grid.merge_config(study, merge, args.checkpoints)
-        out = run_merge(
-            config,
-            args.out or merge.model_path(args.out_root),
-            seed,
-            args.yaml or merge.yaml_path(args.out_root),
-        )
-        log.info("merged %s -> %s", merge.name, out)
-
-
 def _add_merge(sub: argparse._SubParsersAction) -> None:
     mg = sub.add_parser("merge", help="the study's merges through mergekit").add_subparsers(
         dest="verb", required=True
@@ -389,7 +173,7 @@ def _add_merge(sub: argparse._SubParsersAction) -> None:
     _config_args(p)
     p.add_argument("--checkpoints", default="checkpoints", help="folder of the runs' checkpoints")
     p.add_argument("--out-root", default="merges")
-    p.set_defaults(func=_merge)
+    p.set_defaults(handler="growup.merge.commands:configs")
     p = mg.add_parser("run", help="write one merge's YAML and run it in-process")
     _config_args(p)
     p.add_argument("--setup", required=True, help="1x, 1x-cloned or 2x")
@@ -401,50 +185,15 @@ def _add_merge(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", help="the merged model's folder instead")
     p.add_argument("--yaml", help="the merge YAML's path instead")
-    p.set_defaults(func=_merge)
+    p.set_defaults(handler="growup.merge.commands:run")
     p = mg.add_parser("rerun", help="rerun one merge YAML with mergekit's API (runs no checkpoint code)")
     p.add_argument("file", help="a merge YAML, e.g. merges/1x/ties/isl+swe.yaml")
     p.add_argument("out", help="the merged model's folder (written atomically)")
     p.add_argument("--random-seed", type=int, help="mergekit's seed (default: the one in FILE's header)")
-    p.set_defaults(func=lambda args: importlib.import_module("growup.merge.run").rerun_command(args))
-
-
-def _report(args: argparse.Namespace) -> None:
-    from growup.report.frame import load
-
-    study = _study(args, f"report {args.verb}", **({"name": args.name} if args.verb == "figure" else {}))
-    df = load(args.evals_csv)
-    if args.verb == "tables":
-        from growup.report import tables
-
-        tables.write(tables.final_scores(df), f"{args.out_dir}/final_scores")
-        tables.write(tables.merge_table(df), f"{args.out_dir}/merges", index=False)
-    elif args.verb == "figure":
-        from growup.report.figures import render
-
-        for path in render(args.name, df, args.out_dir):
-            log.info("wrote %s", path)
-    elif args.verb == "claims":
-        from growup.io import atomic_write_text
-        from growup.report.claims import claims_markdown
-        from growup.report.stats import Pairs
-
-        rep = study.raw["report"]
-        text = claims_markdown(
-            df,
-            Pairs.load(args.pairs),
-            confidence=rep["confidence"],
-            resamples=rep["bootstrap_resamples"],
-            seed=rep["bootstrap_seed"],
-            spread=rep["method_spread"],
-            study=study.name,
-        )
-        atomic_write_text(args.out, text)
+    p.set_defaults(handler="growup.merge.commands:rerun")
 
 
 def _add_report(sub: argparse._SubParsersAction) -> None:
-    from growup.study import FIGURES
-
     rp = sub.add_parser("report", help="tables, figures and the claims check").add_subparsers(
         dest="verb", required=True
     )
@@ -456,8 +205,9 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
         p = rp.add_parser(name, help=help_text)
         _config_args(p)
         p.add_argument("--evals-csv", default="results/tables/evals.csv")
-        p.set_defaults(func=_report)
+        p.set_defaults(handler=f"growup.report.commands:{name}")
         if name == "figure":
+            p.set_defaults(handler="growup.report.figures:command")
             p.add_argument("--name", required=True, choices=FIGURES)
             p.add_argument("--out-dir", default="results/figures")
         elif name == "tables":
@@ -467,26 +217,6 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
             p.add_argument(
                 "--pairs", default="results/tables/pairs.jsonl", help="per-pair verdicts (growup eval tidy)"
             )
-
-
-def _artifacts(args: argparse.Namespace) -> None:
-    from pathlib import Path
-
-    from growup import artifacts
-
-    repo = Path(args.repo)
-    if args.verb == "record":
-        artifacts.record(repo, args.manifest)
-    elif args.verb == "verify":
-        report = artifacts.verify(repo, args.manifest)
-        print(artifacts.format_verify(report))
-        bad = sum(len(g[k]) for g in report.values() for k in ("differing", "missing", "unrecorded"))
-        if bad:
-            raise GrowupError(f"{bad} tracked files differ from {args.manifest}, are missing or unrecorded")
-    else:
-        stale = artifacts.restore(repo, args.manifest, verify=not args.no_verify)
-        for unit, reason in sorted(stale.items()):
-            print(f"stale {unit}: {reason}; snakemake rebuilds it")
 
 
 def _add_artifacts(sub: argparse._SubParsersAction) -> None:
@@ -503,25 +233,10 @@ def _add_artifacts(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--manifest", default="artifacts.json")
         if name == "restore":
             p.add_argument("--no-verify", action="store_true", help="compare sizes only, skip MD5")
-        p.set_defaults(func=_artifacts)
-
-
-def _budget(args: argparse.Namespace) -> None:
-    from growup.config import load_config
-    from growup.io import atomic_write_text
-    from growup.train.budget import FORMATS, study_budget
-
-    study = load_config(args.configfile)
-    text = FORMATS[args.format](study, study_budget(study, args.gpu, args.mfu), args.gpu, args.mfu)
-    if args.out:
-        atomic_write_text(args.out, text + "\n")
-    else:
-        print(text)
+        p.set_defaults(handler=f"growup.artifacts:{name}_command")
 
 
 def _add_budget(sub: argparse._SubParsersAction) -> None:
-    from growup.train.budget import DEFAULT_GPU, DEFAULT_MFU, GPUS
-
     p = sub.add_parser("budget", help="every training run's FLOPs and GPU-hours at a stated MFU and GPU")
     p.add_argument("--configfile", required=True, help="study config (YAML)")
     p.add_argument(
@@ -535,7 +250,7 @@ def _add_budget(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--format", choices=("markdown", "text"), default="text", help="output format")
     p.add_argument("--out", help="write to this file (atomically) instead of stdout")
-    p.set_defaults(func=_budget)
+    p.set_defaults(handler="growup.train.commands:budget")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -567,7 +282,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        args.func(args)
+        handler(args.handler)(args)
     except INPUT_ERRORS as exc:  # bad input: one message; any other exception is a bug (traceback)
         if args.debug:
             raise

@@ -19,6 +19,16 @@ import yaml
 
 from growup.errors import GrowupError
 
+# raw dataset names (data/raw/<name>) the tokenizer.train_on check needs; growup.study owns the grid
+ENGLISH_DATASETS = ("english-80", "english-20")  # the English split: seed training, adaptation
+CODE_DATASET = "code"
+
+
+def replay_dataset(lang: str) -> str:
+    """The raw dataset of a language's English and code replay set."""
+    return f"replay-{lang}"
+
+
 SCHEMA_PATH = Path(str(resources.files("growup") / "schemas" / "config.schema.yaml"))
 
 
@@ -344,11 +354,11 @@ class DataSpec:
     @property
     def raw_datasets(self) -> tuple[str, ...]:
         """Every raw dataset the study prepares, by name (the names of data/raw/<name>)."""
-        return ("english-80", "english-20", "code", *self.language_codes, *self.replay_datasets)
+        return (*ENGLISH_DATASETS, CODE_DATASET, *self.language_codes, *self.replay_datasets)
 
     @property
     def replay_datasets(self) -> tuple[str, ...]:
-        return tuple(f"replay-{code}" for code in self.language_codes)
+        return tuple(replay_dataset(code) for code in self.language_codes)
 
 
 @dataclass(frozen=True)
@@ -549,12 +559,3 @@ def resolve_config(path: str | os.PathLike[str], _seen: tuple[Path, ...] = ()) -
             "config file, relative to this one (e.g. paper.yaml)"
         )
     return deep_merge(resolve_config(path.parent / parent, (*_seen, path)), data)
-
-
-def load_config(path: str | os.PathLike[str]) -> Study:
-    """Read, resolve (`extends:`) and validate a study config file."""
-    from growup.checks import check_config
-
-    raw = resolve_config(path)
-    check_config(raw, str(path))  # every value a job would reject, one line each (growup.checks)
-    return Study.from_mapping(raw, source=str(path))

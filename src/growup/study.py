@@ -1,5 +1,10 @@
-"""Each job's resolved spec: exactly the config values one `growup` verb reads, and nothing else.
+"""The study's grid, and each job's resolved spec.
 
+The grid: which runs the study trains, what their names mean (`parse_name`, the one parser of
+run and merge names), each run's parent and starting checkpoint, which model it trains (the
+`1x` / `clone-x<k>` key), the raw datasets, the figures. Every other module asks this one.
+
+Each job's resolved spec: exactly the config values one `growup` verb reads, and nothing else.
 A Snakemake rule passes `spec_json(STUDY, job, **args)` as a param and the verb builds its
 `Study` from that spec alone (`Study.from_spec`); a verb run by hand with `--configfile` goes
 through the same projection. So Snakemake reruns a job when, and only when, a value the job
@@ -10,27 +15,327 @@ mapping's keys without their values, and a key keeps everything below it.
 
 from __future__ import annotations
 
+import itertools
 import json
-from collections.abc import Callable, Mapping
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from growup.config import Study, load_config, project
-from growup.errors import GrowupError
-from growup.train.runs import parse_run
+from growup.checks import check_config, few, problem_line
+from growup.config import CODE_DATASET, ENGLISH_DATASETS, Study, project, replay_dataset, resolve_config
+from growup.errors import ConfigError, GrowupError
+from growup.paths import METHOD_NAME, path_part, under_root
 
+# --- the grid -------------------------------------------------------------------------------
+SETUPS = ("1x", "1x-cloned", "2x")  # STUDY.md: three starting points for every language
+UPSCALED = ("1x-cloned", "2x")  # the setups that train the wide (cloned) model
+SEED = "seed"
+ENGLISH = "english"
+MULTILINGUAL = "multilingual"
+MERGE = "merge"  # merge names: merge-<setup>-<method>-<subset>
+KINDS = (SEED, ENGLISH, "language", MULTILINGUAL, MERGE)  # what a name can be
+CLONED = "-cloned"  # a clone of a run's final checkpoint: checkpoints/<run>-cloned
+INIT = "init"  # checkpoints/init: the freshly initialised seed model
+BASE_MODEL = "1x"  # the model key of the 1x model (`clone_model` names the wide one)
+ENGLISH_BASE, ENGLISH_ADAPTATION = ENGLISH_DATASETS  # english-80 trains the seed, english-20 the 1x/2x
+CODE = CODE_DATASET
 FIGURES = (
     "data_efficiency",
     "english_retention",
     "merge_heatmaps",
     "merged_vs_joint",
 )  # results/figures/<name>
+SUBSET_SEPARATOR = "+"  # a merge's languages joined in the config's order: ekk+fao+isl
+
+
+@dataclass(frozen=True)
+class Name:
+    """What a run or merge name says, by its shape alone (`parse_name`)."""
+
+    kind: str  # one of KINDS
+    prefix: str | None  # the part before the setup: seed, english, a language, multilingual
+    setup: str | None
+    method: str | None = None  # merges only
+    subset: str | None = None  # merges only
+
+    @property
+    def language(self) -> str | None:
+        """The study language of a language run (None otherwise)."""
+        return self.prefix if self.kind == "language" else None
+
+
+def parse_name(name: str) -> Name:
+    """`ekk-2x` → a language run; `merge-2x-ties-ekk+fao` → a merge; `english-1x` → English.
+    By shape alone (no config): the evaluation table names every model this way."""
+    if name.startswith(f"{MERGE}-"):
+        rest = name.removeprefix(f"{MERGE}-")
+        setup = next((s for s in sorted(SETUPS, key=len, reverse=True) if rest.startswith(s + "-")), None)
+        if setup is not None and "-" in rest[len(setup) + 1 :]:
+            method, subset = rest[len(setup) + 1 :].rsplit("-", 1)
+            return Name(MERGE, None, setup, method, subset)
+        raise GrowupError(f"merge name {name!r} is not merge-<setup>-<method>-<subset>; setups: {SETUPS}")
+    if name == SEED:
+        return Name(SEED, SEED, None)
+    prefix, _, setup = name.partition("-")
+    kind = {ENGLISH: ENGLISH, MULTILINGUAL: MULTILINGUAL}.get(prefix, "language")
+    return Name(kind, prefix, setup or None)
+
+
+def trained_runs(study: Study) -> list[str]:
+    """Every run the study trains."""
+    langs = [*study.data.language_codes, MULTILINGUAL]
+    setups = [s for s in SETUPS if s != "1x-cloned"]
+    return [SEED, *(f"{ENGLISH}-{s}" for s in setups), *(f"{lang}-{s}" for lang in langs for s in SETUPS)]
+
+
+def parse_run(study: Study, name: str) -> tuple[str, str | None, str | None]:
+    """(kind, language, setup) of a trained run's name; an unknown name is an error listing the
+    valid ones. Parsed by shape and one language lookup, so a job that declares one language can
+    parse it. The language is the multilingual run's prefix too (`multilingual`)."""
+    parsed = parse_name(name) if not name.startswith(f"{MERGE}-") else None
+    if parsed is not None:
+        if parsed.kind == SEED:
+            return SEED, None, None
+        if parsed.setup in SETUPS:
+            if parsed.kind == ENGLISH and parsed.setup != "1x-cloned":
+                return ENGLISH, None, parsed.setup
+            if parsed.kind == MULTILINGUAL:
+                return MULTILINGUAL, MULTILINGUAL, parsed.setup
+            if parsed.kind == "language" and parsed.prefix in study.data.language_table:
+                return "language", parsed.prefix, parsed.setup
+    raise GrowupError(f"unknown run {name!r}; runs of this study: {trained_runs(study)}")
+
+
+def setup_start(setup: str) -> str:
+    """The model an adaptation run of `setup` starts from (its step 0): english-1x,
+    english-1x-cloned (english-1x widened) or english-2x."""
+    if setup not in SETUPS:
+        raise GrowupError(f"setup {setup!r} is not one of {list(SETUPS)}")
+    return f"{ENGLISH}-{setup}"
+
+
+def start_run(study: Study, name: str) -> str:
+    """The checkpoint folder (checkpoints/<this>) whose final/ a run starts from."""
+    kind, _, setup = parse_run(study, name)
+    if kind == SEED:
+        return INIT
+    if kind == ENGLISH:
+        return SEED if setup == "1x" else SEED + CLONED
+    return setup_start(setup)
+
+
+def start_checkpoint(study: Study, name: str) -> str:
+    """The checkpoint a run starts from, by the study's lineage: `<start_run>/final`."""
+    return f"{start_run(study, name)}/final"
+
+
+# the clones the study makes (checkpoints/<clone>), each of a run's final checkpoint
+ENGLISH_CLONE = f"{ENGLISH}-1x{CLONED}"  # the 1x-cloned setup's start: english-1x widened
+CLONES = {SEED + CLONED: SEED, ENGLISH_CLONE: f"{ENGLISH}-1x"}
+
+
+def clone_of(name: str) -> str | None:
+    """The run a clone (`seed-cloned`, `english-1x-cloned`) widens; None for any other name."""
+    return CLONES.get(name)
+
+
+def clone_model(factor: int) -> str:
+    """The model key of the k-times wider model (the 1x-cloned and 2x setups train it)."""
+    return f"clone-x{factor}"
+
+
+def run_model(study: Study, name: str) -> str:
+    """Which model a run trains (or a clone holds), as a key of `growup.models.build.study_configs`."""
+    if clone_of(name):
+        return clone_model(study.model.clone_factor)
+    _, _, setup = parse_run(study, name)
+    return clone_model(study.model.clone_factor) if setup in UPSCALED else BASE_MODEL
+
+
+def raw_datasets(study: Study) -> tuple[str, ...]:
+    """Every raw dataset the study prepares, by name (the names of data/raw/<name>)."""
+    return study.data.raw_datasets
+
+
+def run_datasets(study: Study, name: str) -> list[str]:
+    """The packed datasets a run reads (known before data/unimax.json exists)."""
+    kind, lang, _ = parse_run(study, name)
+    if kind == SEED:
+        return [CODE, ENGLISH_BASE]
+    if kind == ENGLISH:
+        return [ENGLISH_ADAPTATION]
+    langs = study.data.language_codes if kind == MULTILINGUAL else (lang,)
+    return [*langs, *(replay_dataset(code) for code in langs)]
+
+
+def released_runs(study: Study) -> list[str]:
+    """The runs a released study fetches: every trained run but `seed`, and the English clone."""
+    return [r for r in trained_runs(study) if r != SEED] + [ENGLISH_CLONE]
+
+
+def grid_problems(study: Study) -> list[str]:
+    """Config values that must name runs of this study's grid (`merging.base`, methods'
+    `base_runs`, `released.models`, `merging.subsets`), one short line each."""
+    raw = study.raw
+    merging = raw["merging"]
+    runs = [*trained_runs(study), ENGLISH_CLONE]
+    problems = []
+    if raw.get("released"):
+        runs = released_runs(study)
+        models = raw["released"]["models"]
+        missing, unknown = [r for r in runs if r not in models], sorted(set(models) - set(runs))
+        if missing or unknown:
+            problems.append(
+                problem_line(
+                    "released.models",
+                    f"missing {missing}, unknown {unknown}",
+                    "must name a Hub id for each run",
+                    few(runs),
+                )
+            )
+    bases = [(f"merging.base.{setup}", run) for setup, run in merging["base"].items()]
+    bases += [
+        (f"merging.methods.{name}.base_runs.{setup}", run)
+        for name, entry in merging["methods"].items()
+        for setup, run in ((entry or {}).get("base_runs") or {}).items()
+    ]
+    problems += [
+        problem_line(key, run, "not a run of this study", few(runs)) for key, run in bases if run not in runs
+    ]
+    langs = list(raw["data"]["languages"])
+    for i, subset in enumerate(merging.get("subsets") or []):
+        parts = subset.split(SUBSET_SEPARATOR)
+        if any(p not in langs for p in parts) or len(set(parts)) != len(parts):
+            problems.append(
+                problem_line(
+                    f"merging.subsets[{i}]",
+                    subset,
+                    f"must join two or more distinct study languages with {SUBSET_SEPARATOR!r}",
+                    f"languages {langs}",
+                )
+            )
+    return problems
+
+
+def check_study(raw: Mapping[str, Any], source: str) -> Study:
+    """The study of the resolved config `raw` (file `source`), after every check that needs no
+    job (`growup.checks`, then the grid's names): a `ConfigError` of one line per problem."""
+    check_config(raw, source)
+    study = Study.from_mapping(raw, source=source)
+    if problems := grid_problems(study):
+        raise ConfigError("\n".join(f"{source}: {p}" for p in problems))
+    return study
+
+
+def load_config(path: str | os.PathLike[str]) -> Study:
+    """Read, resolve (`extends:`) and check a study config file: the study, or a `ConfigError`."""
+    return check_study(resolve_config(path), str(path))
+
+
+# --- the merge grid: methods × setups × language subsets (every subset of at least
+# `min_languages` study languages, or an explicit list). Paper: 5 × 3 × 26 = 390 merges.
+
+
+@dataclass(frozen=True)
+class Merge:
+    """One merge of the grid: its setup, mergekit method and languages (in the config's order)."""
+
+    setup: str
+    method: str
+    subset: tuple[str, ...]
+
+    @property
+    def subset_name(self) -> str:
+        return SUBSET_SEPARATOR.join(self.subset)
+
+    @property
+    def name(self) -> str:
+        return f"{MERGE}-{self.setup}-{self.method}-{self.subset_name}"
+
+    def _under(self, root: str | os.PathLike[str], leaf: str) -> Path:
+        """root/<setup>/<method>/<leaf>, each part a plain name and the path inside `root`."""
+        path_part(self.setup, "merge setup")
+        path_part(self.method, "merge method", METHOD_NAME)
+        path_part(self.subset_name, "merge subset")
+        return under_root(Path(root) / self.setup / self.method / leaf, root, f"merge {self.name}")
+
+    def yaml_path(self, root: str | os.PathLike[str]) -> Path:
+        return self._under(root, f"{self.subset_name}.yaml")
+
+    def model_path(self, root: str | os.PathLike[str]) -> Path:
+        return self._under(root, self.subset_name)
+
+    @classmethod
+    def parse(cls, study: Study, setup: str, method: str, subset: str) -> Merge:
+        """One merge from its path parts, checked against the config's setups, methods and
+        languages (not the whole grid, so a job that merges one subset reads only its values)."""
+        if setup not in SETUPS:
+            raise GrowupError(f"merge setup {setup!r} is not one of {list(SETUPS)}")
+        if not METHOD_NAME.fullmatch(method):
+            raise GrowupError(f"merge method {method!r} is not a method name; allowed: {METHOD_NAME.pattern}")
+        languages = tuple(subset.split(SUBSET_SEPARATOR))
+        unknown = [lang for lang in languages if lang not in study.data.language_table]
+        if unknown or len(languages) < 2 or len(set(languages)) != len(languages):
+            raise GrowupError(
+                f"merge subset {subset!r} must join two or more distinct study languages with "
+                f"{SUBSET_SEPARATOR!r}; languages: {list(study.data.language_codes)}"
+            )
+        return cls(setup, method, languages)
+
+
+def merging(study: Study) -> Mapping[str, Any]:
+    return study.raw["merging"]
+
+
+def language_subsets(study: Study) -> list[tuple[str, ...]]:
+    """Subsets in the config's language order: explicit ones, or all of size >= min_languages."""
+    langs = study.data.language_codes
+    explicit = merging(study).get("subsets")
+    if explicit:
+        subsets = [tuple(s.split(SUBSET_SEPARATOR)) for s in explicit]
+        for subset in subsets:
+            unknown = [lang for lang in subset if lang not in langs]
+            if unknown or len(subset) < 2 or len(set(subset)) != len(subset):
+                raise GrowupError(
+                    f"config key 'merging.subsets': {SUBSET_SEPARATOR.join(subset)!r} must join two or more "
+                    f"distinct study languages with {SUBSET_SEPARATOR!r}; languages: {list(langs)}"
+                )
+        return [tuple(sorted(s, key=langs.index)) for s in subsets]
+    low = merging(study).get("min_languages", 2)
+    return [c for k in range(low, len(langs) + 1) for c in itertools.combinations(langs, k)]
+
+
+def merge_grid(study: Study) -> list[Merge]:
+    """Every merge of the study, in a fixed order (setup, method, subset); a method entry with
+    `setups` runs for those setups only."""
+    cfg = merging(study)
+    setups = cfg.get("setups", list(SETUPS))
+    return [
+        Merge(s, m, sub)
+        for s in setups
+        for m, entry in cfg["methods"].items()
+        if s in ((entry or {}).get("setups") or setups)
+        for sub in language_subsets(study)
+    ]
+
+
+def grid_counts(merges: Sequence[Merge]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for merge in merges:
+        counts[merge.setup] = counts.get(merge.setup, 0) + 1
+    return counts
+
+
+# --- each job's spec ------------------------------------------------------------------------
 HUB = "hub"  # hub.root: where Hub ids resolve (GROWUP_HUB_ROOT overrides it)
 BENCHMARK_CODES = "data.languages.*.multiblimp"  # study languages and their MultiBLiMP codes
 LANGUAGE_CODES = "data.languages[]"  # the study's languages, without their settings
 
 
 def _fetch(study: Study, source: str) -> list[str]:
-    if source in ("english", "code"):
+    if source in (ENGLISH, CODE):
         return [HUB, f"data.{source}"]
     return [HUB, "data.fineweb2", "data.shuffle_seed", f"data.languages.{source}"]
 
@@ -130,3 +435,8 @@ def resolve_spec(spec: str | None, configfile: str | None, job: str, **args: Any
         found = (given.get("job"), given.get("args")) if isinstance(given, dict) else given
         raise GrowupError(f"--spec is for job {found}, not {job!r} with {args}")
     return given
+
+
+def load_job(spec: str | None, configfile: str | None, job: str, **args: Any) -> Study:
+    """The study as job `job` sees it: only the config values it declares (`resolve_spec`)."""
+    return Study.from_spec(resolve_spec(spec, configfile, job, **args))

@@ -6,18 +6,32 @@
 import os
 import re
 
-from growup.checks import check_config
-from growup.config import Study, config_overrides, deep_merge, resolve_config
-from growup.merge.grid import Merge, merge_grid, merge_runs, reference_file
-from growup.study import FIGURES, spec_json
-from growup.train.runs import SETUPS, parse_run, run_datasets, run_resources, start_run, trained_runs
+from growup.config import config_overrides, deep_merge, resolve_config
+from growup.merge.grid import merge_runs, reference_file
+from growup.study import (
+    CODE,
+    ENGLISH_BASE,
+    ENGLISH_DATASETS,
+    FIGURES,
+    Merge,
+    SETUPS,
+    check_study,
+    merge_grid,
+    parse_run,
+    raw_datasets,
+    replay_dataset,
+    run_datasets,
+    spec_json,
+    start_run,
+    trained_runs,
+)
+from growup.train.runs import run_resources
 
 # A --configfile on the command line wins over the default; --config key=value (a nested value
 # in YAML form, e.g. --config 'report={method_spread: 0.05}') overrides values like editing the file.
 STUDY_CONFIG = (workflow.overwrite_configfiles or ["config/config.yaml"])[-1]
 _RAW = deep_merge(resolve_config(STUDY_CONFIG), config_overrides(workflow.config_settings.config or {}))
-check_config(_RAW, STUDY_CONFIG)  # every value a job would reject, before the DAG (growup.checks)
-STUDY = Study.from_mapping(_RAW, source=STUDY_CONFIG)
+STUDY = check_study(_RAW, STUDY_CONFIG)  # every value a job would reject, before the DAG
 config.clear()
 config.update(STUDY.raw)
 RELEASED = bool(config.get("released"))  # published checkpoints stand in for training
@@ -26,7 +40,7 @@ EVAL_GPUS = int(any(config["resources"]["gpus"].values()))
 THREADS = config["resources"]["threads"]
 
 LANGUAGES = list(STUDY.data.language_codes)
-RAW_DATASETS = list(STUDY.data.raw_datasets)
+RAW_DATASETS = list(raw_datasets(STUDY))
 TRAINED_RUNS = trained_runs(STUDY)
 EVALUATED_RUNS = [r for r in TRAINED_RUNS if r != "seed"]
 MERGES = merge_grid(STUDY)

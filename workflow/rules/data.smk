@@ -4,8 +4,7 @@
 
 rule fetch_english:
     output:
-        directory("data/raw/english-80"),
-        directory("data/raw/english-20"),
+        [directory(f"data/raw/{name}") for name in ENGLISH_DATASETS],
     params:
         spec=spec("data fetch", source="english"),
         raw=lambda wc, output: os.path.dirname(output[0]),
@@ -22,7 +21,7 @@ rule fetch_english:
 
 rule fetch_code:
     output:
-        directory("data/raw/code"),
+        directory(f"data/raw/{CODE}"),
     params:
         spec=spec("data fetch", source="code"),
         raw=lambda wc, output: os.path.dirname(output[0]),
@@ -56,9 +55,9 @@ rule fetch_language:
 
 rule replay:
     input:
-        raw=["data/raw/english-80", "data/raw/code", *expand("data/raw/{lang}", lang=LANGUAGES)],
+        raw=[f"data/raw/{ENGLISH_BASE}", f"data/raw/{CODE}", *expand("data/raw/{lang}", lang=LANGUAGES)],
     output:
-        [directory(f"data/raw/replay-{lang}") for lang in LANGUAGES],
+        [directory(f"data/raw/{replay_dataset(lang)}") for lang in LANGUAGES],
     params:
         spec=spec("data replay"),
         raw=lambda wc, input: os.path.dirname(input.raw[0]),

@@ -15,6 +15,7 @@ from growup.data.tokenizer import load_hub_tokenizer, save_tokenizer, tokenizer_
 from growup.data.unimax import epoch_stages, unimax
 from growup.errors import GrowupError
 from growup.io import atomic_write_json
+from growup.study import CODE, ENGLISH_BASE, replay_dataset
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ def fetch(study: Study, source: str, raw_dir: str | os.PathLike[str]) -> list[Pa
         parts = sources.english_split(study)
         return [write_raw(raw_dir / name, *part) for name, part in parts.items()]
     if source == "code":
-        return [write_raw(raw_dir / "code", *sources.code_documents(study))]
+        return [write_raw(raw_dir / CODE, *sources.code_documents(study))]
     if source in study.data.language_table:
         return [write_raw(raw_dir / source, *sources.language_documents(study, study.data.language(source)))]
     allowed = [*FETCHABLE, *study.data.language_codes]
@@ -38,7 +39,7 @@ def fetch(study: Study, source: str, raw_dir: str | os.PathLike[str]) -> list[Pa
 def build_replay(study: Study, raw_dir: str | os.PathLike[str]) -> list[Path]:
     """Every language's replay set from english-80 and code, scaled by document counts."""
     raw_dir = Path(raw_dir)
-    english, code = RawDataset.open(raw_dir / "english-80"), RawDataset.open(raw_dir / "code")
+    english, code = RawDataset.open(raw_dir / ENGLISH_BASE), RawDataset.open(raw_dir / CODE)
     counts = {lang: len(RawDataset.open(raw_dir / lang)) for lang in study.data.language_codes}
     fractions = replay.replay_fractions(counts, study.data.replay_fractions)
     eng_ids, eng_texts = english.ids(), english.texts()
@@ -52,8 +53,8 @@ def build_replay(study: Study, raw_dir: str | os.PathLike[str]) -> list[Path]:
             "replay_for": lang,
             "scale": scale,
             "document_counts": counts,
-            "english": {"from": "english-80", "fraction": cfg.replay_english_fraction * scale, "docs": len(e_idx)},
-            "code": {"from": "code", "fraction": cfg.replay_code_fraction * scale, "docs": len(c_idx)},
+            "english": {"from": ENGLISH_BASE, "fraction": cfg.replay_english_fraction * scale, "docs": len(e_idx)},
+            "code": {"from": CODE, "fraction": cfg.replay_code_fraction * scale, "docs": len(c_idx)},
             "seed": seed,
         }
         ids = replay.select(eng_ids, e_idx) + replay.select(code_ids, c_idx)
@@ -63,7 +64,7 @@ def build_replay(study: Study, raw_dir: str | os.PathLike[str]) -> list[Path]:
                 f"replay set for {lang!r} is empty ({len(eng_ids)} English and {len(code_ids)} code documents × "
                 f"fractions × {scale:.3f}): raise config keys 'data.replay.english_fraction'/'code_fraction'"
             )
-        written.append(write_raw(raw_dir / f"replay-{lang}", ids, texts, source))
+        written.append(write_raw(raw_dir / replay_dataset(lang), ids, texts, source))
     return written
 
 

@@ -21,6 +21,7 @@ from tqdm import tqdm
 from growup import hub
 from growup.config import LanguageSpec, SourceSpec, Study
 from growup.errors import GrowupError
+from growup.study import ENGLISH_ADAPTATION, ENGLISH_BASE
 
 SWH_ENV = "GROWUP_SWH_URL"
 SWH_PUBLIC = "https://softwareheritage.s3.amazonaws.com/content"
@@ -79,11 +80,11 @@ def english_split(study: Study) -> dict[str, tuple[list[str], list[str], dict[st
     released = study.data.english_released_split
     if released:
         (train_idx, test_idx), missing = released_split_rows(released, list(ds["id"]), study.hub_root)
-        parts = {"english-80": ds.select(train_idx), "english-20": ds.select(test_idx)}
+        parts = {ENGLISH_BASE: ds.select(train_idx), ENGLISH_ADAPTATION: ds.select(test_idx)}
         how = {"split": "released", "split_ids": released["hub_id"], "ids_not_in_corpus": missing}
     else:
         split = ds.train_test_split(test_size=study.data.english_test_size, seed=study.data.english_split_seed)
-        parts = {"english-80": split["train"], "english-20": split["test"]}
+        parts = {ENGLISH_BASE: split["train"], ENGLISH_ADAPTATION: split["test"]}
         how = {"split": "train_test_split", "test_size": study.data.english_test_size,
                "split_seed": study.data.english_split_seed}
     return {
@@ -125,7 +126,7 @@ def released_split_rows(
         )
     row = {doc_id: i for i, doc_id in enumerate(corpus_ids)}
     rows = ([row[i] for i in train_ids if i in row], [row[i] for i in test_ids if i in row])
-    missing = {"english-80": len(train_ids) - len(rows[0]), "english-20": len(test_ids) - len(rows[1])}
+    missing = {ENGLISH_BASE: len(train_ids) - len(rows[0]), ENGLISH_ADAPTATION: len(test_ids) - len(rows[1])}
     if not rows[0] or not rows[1]:
         raise GrowupError(
             f"no document of the English corpus is in the published split {released['hub_id']!r} "

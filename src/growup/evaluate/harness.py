@@ -34,6 +34,7 @@ from growup import hub
 from growup.config import Study
 from growup.errors import GrowupError
 from growup.integrity import IntegrityError
+from growup.study import parse_run
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +55,6 @@ def study_tasks(study: Study) -> list[str]:
 def run_tasks(study: Study, run: str) -> list[str]:
     """A trained run's tasks: every task, or, with `evaluation.every_language: false`, a language
     run's own MultiBLiMP and the English tasks (no figure, table or claim reads the others)."""
-    from growup.train.runs import parse_run
-
     kind, lang, _ = parse_run(study, run)
     if kind == "language" and not study.evaluation.get("every_language", True):
         return merge_tasks(study, (lang,))

@@ -16,12 +16,12 @@ from typing import Any
 from tqdm import tqdm
 from transformers import AutoTokenizer
 
-from growup.checks import eval_dir
 from growup.config import Study
 from growup.errors import GrowupError
 from growup.evaluate.harness import evaluate, make_lm, run_tasks, study_tasks
 from growup.io import atomic_dir, atomic_write_json
 from growup.models.checkpoint import load_checkpoint, read_card
+from growup.paths import eval_dir
 
 log = logging.getLogger(__name__)
 STEP_DIR = re.compile(r"^step-(\d+)$")

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from growup.accounting import Lineage
 from growup.io import atomic_write_text
 from growup.report.stats import Bootstrap, Pairs, interval
 
@@ -46,6 +47,7 @@ def benchmark_of(task: str, iso_to_code: dict[str, str]) -> tuple[str, str]:
 
 def rows_from_result(result: dict[str, Any], iso_to_code: dict[str, str]) -> list[dict[str, Any]]:
     meta = result["growup"]
+    lineage = Lineage.from_card(meta)
     rows = []
     for task, values in sorted(result["results"].items()):
         benchmark, language = benchmark_of(task, iso_to_code)
@@ -64,10 +66,10 @@ def rows_from_result(result: dict[str, Any], iso_to_code: dict[str, str]) -> lis
                     "value": values[f"{metric},none"],
                     "stderr": stderr if isinstance(stderr, float) else "",
                     "n": values.get("sample_len", ""),
-                    "tokens": meta["tokens"],
-                    "flops": meta["flops"],
-                    "total_tokens": meta["tokens"] + meta["parent_tokens"],
-                    "total_flops": meta["flops"] + meta["parent_flops"],
+                    "tokens": lineage.tokens,
+                    "flops": lineage.flops,
+                    "total_tokens": lineage.total_tokens,
+                    "total_flops": lineage.total_flops,
                 }
             )
     return rows

@@ -1,7 +1,5 @@
-"""The study's merge grid and its mergekit YAML configs.
+"""The mergekit YAML configs of the study's merges (the grid itself is `growup.study.merge_grid`).
 
-Grid: methods × setups × language subsets (every subset of at least `min_languages` study
-languages, or an explicit list). At paper scale: 5 methods × 3 setups × 26 subsets = 390 merges.
 Each merge is a plain mergekit config (`merges/<setup>/<method>/<subset>.yaml`) whose model paths
 are relative to the checkout (so the file is the same wherever the study is built), rerun from the
 checkout's root with `growup merge rerun FILE OUT` (mergekit's API; no checkpoint code runs).
@@ -9,102 +7,20 @@ checkout's root with `growup merge rerun FILE OUT` (mergekit's API; no checkpoin
 
 from __future__ import annotations
 
-import itertools
 import os
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from growup.checks import METHOD_NAME, path_part, under_root
 from growup.config import Study
 from growup.errors import GrowupError
-from growup.train.runs import SETUPS
-
-SEPARATOR = "+"
-
-
-@dataclass(frozen=True)
-class Merge:
-    setup: str
-    method: str
-    subset: tuple[str, ...]
-
-    @property
-    def subset_name(self) -> str:
-        return SEPARATOR.join(self.subset)
-
-    @property
-    def name(self) -> str:
-        return f"merge-{self.setup}-{self.method}-{self.subset_name}"
-
-    def _under(self, root: str | os.PathLike[str], leaf: str) -> Path:
-        """root/<setup>/<method>/<leaf>, each part a plain name and the path inside `root`."""
-        path_part(self.setup, "merge setup")
-        path_part(self.method, "merge method", METHOD_NAME)
-        path_part(self.subset_name, "merge subset")
-        return under_root(Path(root) / self.setup / self.method / leaf, root, f"merge {self.name}")
-
-    def yaml_path(self, root: str | os.PathLike[str]) -> Path:
-        return self._under(root, f"{self.subset_name}.yaml")
-
-    def model_path(self, root: str | os.PathLike[str]) -> Path:
-        return self._under(root, self.subset_name)
-
-    @classmethod
-    def parse(cls, study: Study, setup: str, method: str, subset: str) -> Merge:
-        """One merge from its path parts, checked against the config's setups, methods and
-        languages (not the whole grid, so a job that merges one subset reads only its values)."""
-        if setup not in SETUPS:
-            raise GrowupError(f"merge setup {setup!r} is not one of {list(SETUPS)}")
-        if not METHOD_NAME.fullmatch(method):
-            raise GrowupError(f"merge method {method!r} is not a method name; allowed: {METHOD_NAME.pattern}")
-        languages = tuple(subset.split(SEPARATOR))
-        unknown = [lang for lang in languages if lang not in study.data.language_table]
-        if unknown or len(languages) < 2 or len(set(languages)) != len(languages):
-            raise GrowupError(
-                f"merge subset {subset!r} must join two or more distinct study languages with "
-                f"{SEPARATOR!r}; languages: {list(study.data.language_codes)}"
-            )
-        return cls(setup, method, languages)
-
-
-def merging(study: Study) -> Mapping[str, Any]:
-    return study.raw["merging"]
-
-
-def language_subsets(study: Study) -> list[tuple[str, ...]]:
-    """Subsets in the config's language order: explicit ones, or all of size >= min_languages."""
-    langs = study.data.language_codes
-    explicit = merging(study).get("subsets")
-    if explicit:
-        subsets = [tuple(s.split(SEPARATOR)) for s in explicit]
-        for subset in subsets:
-            unknown = [lang for lang in subset if lang not in langs]
-            if unknown or len(subset) < 2 or len(set(subset)) != len(subset):
-                raise GrowupError(
-                    f"config key 'merging.subsets': {SEPARATOR.join(subset)!r} must join two or more "
-                    f"distinct study languages with {SEPARATOR!r}; languages: {list(langs)}"
-                )
-        return [tuple(sorted(s, key=langs.index)) for s in subsets]
-    low = merging(study).get("min_languages", 2)
-    return [c for k in range(low, len(langs) + 1) for c in itertools.combinations(langs, k)]
-
-
-def merge_grid(study: Study) -> list[Merge]:
-    """Every merge of the study, in a fixed order (setup, method, subset); a method entry with
-    `setups` runs for those setups only."""
-    cfg = merging(study)
-    setups = cfg.get("setups", list(SETUPS))
-    return [
-        Merge(s, m, sub)
-        for s in setups
-        for m, entry in cfg["methods"].items()
-        if s in ((entry or {}).get("setups") or setups)
-        for sub in language_subsets(study)
-    ]
+from growup.study import Merge, merging
+from growup.study import grid_counts as grid_counts  # the grid is growup.study's; these names stay here
+from growup.study import language_subsets as language_subsets
+from growup.study import merge_grid as merge_grid
 
 
 def task_vector_base(study: Study, setup: str, method: str | None = None) -> str:
@@ -233,14 +149,5 @@ def rerun_argv(
     yaml_file: str | os.PathLike[str], out_dir: str | os.PathLike[str], random_seed: int | None
 ) -> list[str]:
     """The `growup merge rerun` command that reruns one merge YAML (what its header prints)."""
-    import sys
-
     seed = ["--random-seed", str(random_seed)] if random_seed is not None else []
     return [sys.executable, "-m", "growup.cli", "merge", "rerun", str(yaml_file), str(out_dir), *seed]
-
-
-def grid_counts(merges: Sequence[Merge]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for merge in merges:
-        counts[merge.setup] = counts.get(merge.setup, 0) + 1
-    return counts

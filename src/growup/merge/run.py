@@ -153,8 +153,3 @@ def rerun(
     if random_seed is None and (found := SEED_IN_HEADER.search(text)):
         random_seed = int(found.group(1))
     return run_merge(config, out, random_seed, root=root)
-
-
-def rerun_command(args: Any) -> None:
-    """`growup merge rerun FILE OUT [--random-seed N]`."""
-    log.info("merged %s -> %s", args.file, rerun(args.file, args.out, args.random_seed))

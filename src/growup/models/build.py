@@ -14,6 +14,7 @@ from growup.config import ModelSpec, Study
 from growup.errors import GrowupError
 from growup.models.cloning import cloned_config
 from growup.models.hyperllama import llama_config
+from growup.study import BASE_MODEL, clone_model
 
 
 def base_config(spec: ModelSpec, vocab_size: int) -> LlamaConfig:
@@ -37,10 +38,11 @@ def base_config(spec: ModelSpec, vocab_size: int) -> LlamaConfig:
 
 
 def study_configs(study: Study, vocab_size: int | None = None) -> dict[str, LlamaConfig]:
-    """The base config (`1x`) and its clone (`clone-x<k>`, the model of the 1x-cloned and 2x setups)."""
+    """The base config and its clone (the model of the 1x-cloned and 2x setups), by the model keys
+    of `growup.study` (`1x`, `clone-x<k>`)."""
     base = base_config(study.model, vocab_size or study.tokenizer.vocab_size)
     k = study.model.clone_factor
-    return {"1x": base, f"clone-x{k}": cloned_config(base, k)}
+    return {BASE_MODEL: base, clone_model(k): cloned_config(base, k)}
 
 
 def tokenizer_vocab_size(tokenizer_dir: str | os.PathLike[str], expected: int | None = None) -> int:

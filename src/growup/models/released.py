@@ -12,30 +12,28 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from dataclasses import replace
 from fnmatch import fnmatch
 from pathlib import Path
-from typing import Any
+
+from transformers import AutoConfig
 
 from growup import hub
+from growup.accounting import Lineage, planned_lineage, start_lineage
 from growup.config import Study
 from growup.errors import GrowupError
 from growup.integrity import write_checksums
 from growup.io import atomic_dir
+from growup.models.build import study_configs
 from growup.models.checkpoint import add_lineage, read_card
+from growup.study import ENGLISH_CLONE, released_runs, run_model
 
 log = logging.getLogger(__name__)
-CLONE = "english-1x-cloned"
+CLONE = ENGLISH_CLONE  # the one clone a released study fetches
 # what a checkpoint needs (weights, config, tokenizer, card), not other formats and never code: a
 # repository's `hyperllama.py` is not copied (growup's own HyperLlama class loads the weights)
 HUB_FILES = ["*.json", "*.safetensors", "*.model", "*.txt", "*.md"]
 CODE_FILES = ["*.py", "*.pyc", "*.so", "*.pyd", "*.sh", "*.exe", "*.dll", "*.dylib"]
-
-
-def released_runs(study: Study) -> list[str]:
-    """The runs a released study fetches: every trained run but `seed`, and the English clone."""
-    from growup.train.runs import trained_runs
-
-    return [r for r in trained_runs(study) if r != "seed"] + [CLONE]
 
 
 def released_models(study: Study) -> dict[str, str]:
@@ -55,58 +53,20 @@ def released_models(study: Study) -> dict[str, str]:
     return models
 
 
-def _trained_totals(study: Study, checkpoint: str) -> tuple[int, float]:
-    """Cumulative (tokens, FLOPs) behind `<run>/final`, `<run>-cloned/final` or `init/final`."""
-    run = checkpoint.split("/")[0]
-    if checkpoint == "init/final":
-        return 0, 0.0
-    if run.endswith("-cloned"):
-        return _trained_totals(study, f"{run.removesuffix('-cloned')}/final")
-    own = planned_run(study, run)
-    return own["tokens"] + own["parent_tokens"], own["flops"] + own["parent_flops"]
-
-
-def planned_run(study: Study, run: str) -> dict[str, Any]:
-    """What training `run` by the study's schedule records: step, tokens, FLOPs, and its parent's."""
-    from growup.models.build import study_configs
-    from growup.models.flops import count_parameters, flops_per_token
-    from growup.train.runs import run_model, run_schedule, start_checkpoint
-
+def planned_run(study: Study, run: str) -> Lineage:
+    """What training `run` by the study's schedule records (`growup.accounting`); the English
+    clone records nothing of its own (written as floats, as a trained run's FLOPs are)."""
     if run == CLONE:
-        tokens, flops = _trained_totals(study, "english-1x/final")
-        return {
-            "step": 0,
-            "tokens": 0,
-            "flops": 0.0,
-            "flops_6n": 0.0,
-            "parent_tokens": tokens,
-            "parent_flops": flops,
-        }
-    config = study_configs(study)[run_model(study, run)]
-    steps = run_schedule(study, run).steps
-    tokens = steps * study.training.tokens_per_step
-    parent_tokens, parent_flops = _trained_totals(study, start_checkpoint(study, run))
-    return {
-        "step": steps,
-        "tokens": tokens,
-        "flops": tokens * flops_per_token(config, study.training.sequence_length),
-        "flops_6n": tokens * 6.0 * count_parameters(config).total,
-        "parent_tokens": parent_tokens,
-        "parent_flops": parent_flops,
-    }
+        return replace(start_lineage(study, CLONE), flops=0.0, flops_6n=0.0)
+    return planned_lineage(study, run)
 
 
 def check_architecture(study: Study, run: str, folder: Path, hub_id: str) -> None:
     """The fetched config must be the study's model for the run (width, depth, head factor)."""
-    from transformers import AutoConfig
-
-    from growup.models.build import study_configs
-    from growup.train.runs import run_model
-
     if not (folder / "config.json").is_file():
         raise GrowupError(f"released checkpoint {hub_id!r} for run {run!r} has no config.json")
     got = AutoConfig.from_pretrained(str(folder), local_files_only=True)
-    model = f"clone-x{study.model.clone_factor}" if run == CLONE else run_model(study, run)
+    model = run_model(study, run)
     want = study_configs(study)[model]
     for key in (
         "vocab_size",
@@ -175,8 +135,8 @@ def fetch(study: Study, run: str, out: str | os.PathLike[str]) -> Path:
     out = Path(out)
     for old in out.glob("step-*"):  # a schedule changed since the last fetch: no phantom steps
         shutil.rmtree(old)
-    lineage = {"run": run, "operation": "released", "hub_id": hub_id, "study": study.name, **plan}
-    first = out / (f"step-{plan['step']}" if run != CLONE else "final")
+    lineage = {"run": run, "operation": "released", "hub_id": hub_id, "study": study.name, **plan.card()}
+    first = out / (f"step-{plan.step}" if run != CLONE else "final")
     with atomic_dir(first) as tmp:
         download(study, hub_id, tmp)
         check_architecture(study, run, tmp, hub_id)

@@ -7,24 +7,26 @@ import os
 from pathlib import Path
 from typing import Any
 
-from transformers import LlamaConfig
+from transformers import AutoConfig, LlamaConfig
 
+from growup.accounting import token_cost
 from growup.config import Study
 from growup.errors import GrowupError
-from growup.models.flops import attention_flops_per_token, count_parameters, flops_per_token_6n
+from growup.models.build import study_configs
+from growup.models.flops import count_parameters
 
 
 def count_row(name: str, config: LlamaConfig, seq_len: int) -> dict[str, Any]:
     """One row: parameter totals and both FLOP-per-token formulas."""
     params = count_parameters(config)
-    six_n = flops_per_token_6n(params.total)
+    cost = token_cost(config, seq_len)
     return {
         "model": name,
         "params": params.total,
         "embedding": params.embedding,
         "non_embedding": params.non_embedding,
-        "flops_per_token_6n": six_n,
-        "flops_per_token_attn": six_n + attention_flops_per_token(config, seq_len),
+        "flops_per_token_6n": cost.flops_6n,
+        "flops_per_token_attn": cost.flops,
         "seq_len": seq_len,
         "hidden_size": config.hidden_size,
         "heads": f"{config.num_attention_heads}/{config.num_key_value_heads}",
@@ -32,10 +34,6 @@ def count_row(name: str, config: LlamaConfig, seq_len: int) -> dict[str, Any]:
 
 
 def _checkpoint_config(checkpoint: str | os.PathLike[str]) -> LlamaConfig:
-    from transformers import AutoConfig
-
-    import growup  # noqa: F401  (registers hyperllama)
-
     path = Path(checkpoint)
     if not (path / "config.json").is_file():
         raise GrowupError(f"no checkpoint at {str(path)!r}: expected a folder with config.json")
@@ -52,8 +50,6 @@ def count_rows(
 ) -> list[dict[str, Any]]:
     """Rows for a study (its 1x model and clone) or for one checkpoint."""
     if study is not None:
-        from growup.models.build import study_configs
-
         seq = seq_len or study.training.sequence_length
         return [count_row(name, cfg, seq) for name, cfg in study_configs(study).items()]
     if checkpoint:

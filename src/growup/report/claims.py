@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from growup.report.frame import SETUPS, START, metric
+from growup.report.frame import metric
 from growup.report.stats import FAILS, HOLDS, INCONCLUSIVE, Bootstrap, Comparison, Pairs, combine, compare
+from growup.study import SETUPS, UPSCALED, setup_start
 
-UPSCALED = ("1x-cloned", "2x")
 Measure = list[tuple[float, tuple[str, str, str, str]]]  # weighted cells (model, step, task, metric)
 
 
@@ -121,10 +121,10 @@ def claim_data_efficiency(df: pd.DataFrame, st: Stats, axis: str) -> Claim:
             if not within.empty:
                 key, used = (run, str(within["step"].iloc[-1]), task, "acc"), float(within[axis].iloc[-1])
             else:  # no checkpoint of the run fits the budget: its start model (0 adaptation FLOPs)
-                start = last_step(df, START[setup], task)
+                start = last_step(df, setup_start(setup), task)
                 if start is None or points.empty:
                     continue
-                key, used = (START[setup], start, task, "acc"), 0.0
+                key, used = (setup_start(setup), start, task, "acc"), 0.0
             measure: Measure = [(1.0, key), (-1.0, small_key)]
             if not st.has(measure):
                 continue
@@ -161,7 +161,7 @@ def claim_forgetting(df: pd.DataFrame, st: Stats) -> Claim:
     langs = sorted(df.loc[df["kind"] == "language", "run_language"].dropna().unique())
 
     def change(run: str, setup: str) -> Measure | None:
-        first = START[setup]
+        first = setup_start(setup)
         ends = {m: last_step(df, m, tasks[0]) if tasks else None for m in (run, first)}
         if None in ends.values():
             return None

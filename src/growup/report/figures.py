@@ -14,6 +14,7 @@ methods, subsets); `layout_problems` finds clipped or overlapping labels on a dr
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 from itertools import combinations
@@ -27,10 +28,12 @@ import numpy as np
 import pandas as pd
 from matplotlib.transforms import Bbox
 
+from growup.errors import GrowupError
 from growup.io import atomic_file
-from growup.report.frame import SETUPS, START, final_rows, metric
+from growup.report.frame import final_rows, load, metric
 from growup.report.stats import combined_interval
 from growup.report.tables import merge_table
+from growup.study import FIGURES, MULTILINGUAL, SETUPS, load_job, setup_start
 
 log = logging.getLogger(__name__)
 COLORS = {"1x": "#4C72B0", "1x-cloned": "#DD8452", "2x": "#55A868"}
@@ -54,7 +57,7 @@ def curve(df: pd.DataFrame, run: str, setup: str, task_filter) -> pd.DataFrame:
     rows = metric(df)
     rows = rows[task_filter(rows)]
     points = rows[rows["model"] == run].copy()
-    start = rows[rows["model"] == START[setup]]
+    start = rows[rows["model"] == setup_start(setup)]
     if not start.empty:
         first = start.loc[[start["step"].map(lambda s: int(s) if s.isdigit() else 1 << 62).idxmax()]].copy()
         first[["tokens", "flops"]] = 0
@@ -180,7 +183,9 @@ def merged_vs_joint(df: pd.DataFrame) -> plt.Figure:
     table = merge_table(df)
     full = table[table["languages"] == table["languages"].max()] if not table.empty else table
     joint_rows = final_rows(
-        metric(df[(df["kind"] == "joint") & (df["benchmark"] == "multiblimp") & (df["language"] != "eng")])
+        metric(
+            df[(df["kind"] == MULTILINGUAL) & (df["benchmark"] == "multiblimp") & (df["language"] != "eng")]
+        )
     )
     joint = {
         setup: combined_interval(rows[["task", "value", "ci_low", "ci_high"]].itertuples(index=False))
@@ -281,13 +286,14 @@ def layout_problems(fig: plt.Figure, tolerance: float = 0.5) -> list[str]:
     return problems
 
 
+# each figure of `growup.study.FIGURES` is drawn by the function of its name
+DRAW = {f.__name__: f for f in (data_efficiency, english_retention, merge_heatmaps, merged_vs_joint)}
+
+
 def draw(name: str, df: pd.DataFrame) -> plt.Figure:
-    return {
-        "data_efficiency": data_efficiency,
-        "english_retention": english_retention,
-        "merge_heatmaps": merge_heatmaps,
-        "merged_vs_joint": merged_vs_joint,
-    }[name](df)
+    if name not in FIGURES:
+        raise GrowupError(f"unknown figure {name!r}; figures: {list(FIGURES)}")
+    return DRAW[name](df)
 
 
 def render(name: str, df: pd.DataFrame, out_dir: str | os.PathLike[str]) -> list[Path]:
@@ -306,3 +312,10 @@ def render(name: str, df: pd.DataFrame, out_dir: str | os.PathLike[str]) -> list
         paths.append(path)
     plt.close(fig)
     return paths
+
+
+def command(args: argparse.Namespace) -> None:
+    """`growup report figure`: one figure (PDF + PNG), the only report verb that loads matplotlib."""
+    load_job(args.spec, args.configfile, "report figure", name=args.name)
+    for path in render(args.name, load(args.evals_csv), args.out_dir):
+        log.info("wrote %s", path)

@@ -8,10 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from growup.errors import GrowupError
-
-SETUPS = ("1x", "1x-cloned", "2x")
-# the model each setup's adaptation runs start from (its step 0)
-START = {"1x": "english-1x", "1x-cloned": "english-1x-cloned", "2x": "english-2x"}
+from growup.study import parse_name
 
 
 def load(path: str | os.PathLike[str]) -> pd.DataFrame:
@@ -27,15 +24,17 @@ def load(path: str | os.PathLike[str]) -> pd.DataFrame:
 
 
 def parse_model(name: str) -> dict[str, str | None]:
-    """`ekk-2x` → language run; `merge-2x-ties-ekk+fao` → merge; `english-1x` → base."""
-    if name.startswith("merge-"):
-        _, rest = name.split("-", 1)
-        setup = next(s for s in sorted(SETUPS, key=len, reverse=True) if rest.startswith(s + "-"))
-        method, subset = rest[len(setup) + 1 :].rsplit("-", 1)
-        return {"kind": "merge", "run_language": None, "setup": setup, "method": method, "subset": subset}
-    lang, _, setup = name.partition("-")
-    kind = {"english": "base", "multilingual": "joint", "seed": "base"}.get(lang, "language")
-    return {"kind": kind, "run_language": lang, "setup": setup or None, "method": None, "subset": None}
+    """The table's columns of a model name, by `growup.study.parse_name` (the one parser of names):
+    kind (seed, english, language, multilingual or merge), run_language (the run name's prefix),
+    setup, and a merge's method and subset."""
+    parsed = parse_name(name)
+    return {
+        "kind": parsed.kind,
+        "run_language": parsed.prefix,
+        "setup": parsed.setup,
+        "method": parsed.method,
+        "subset": parsed.subset,
+    }
 
 
 def final_rows(df: pd.DataFrame) -> pd.DataFrame:

@@ -19,7 +19,7 @@ BOUNDS = ("_low", "_high")
 def final_scores(df: pd.DataFrame) -> pd.DataFrame:
     """Final accuracy of every language and joint run: rows (language, setup), columns
     `<benchmark>_<language>` each followed by its `_low` and `_high` interval bounds."""
-    runs = metric(final_rows(df[df["kind"].isin(["language", "joint"])]))
+    runs = metric(final_rows(df[df["kind"].isin(["language", "multilingual"])]))
     runs = runs.assign(column=runs["benchmark"] + "_" + runs["language"])
     parts = []
     for value, suffix in (("value", ""), ("ci_low", "_low"), ("ci_high", "_high")):

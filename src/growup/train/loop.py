@@ -35,13 +35,13 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from growup.accounting import token_cost
 from growup.config import Study
 from growup.data.packing import PackedDataset
 from growup.errors import GrowupError
 from growup.io import atomic_dir
 from growup.models import attention
 from growup.models.checkpoint import copy_tokenizer, load_checkpoint, read_card, save_checkpoint
-from growup.models.flops import count_parameters, flops_per_token
 from growup.train.loss import causal_lm_loss, lm_loss
 from growup.train.mixture import Mixture
 from growup.train.runs import RunSpec, run_spec
@@ -254,8 +254,8 @@ def train(
     net.train()
     net, optimizer = accelerator.prepare(net, optimizer)
 
-    fpt = flops_per_token(model.config, t.sequence_length)
-    fpt_6n = 6.0 * count_parameters(model.config).total
+    cost = token_cost(model.config, t.sequence_length)
+    fpt, fpt_6n = cost.flops, cost.flops_6n
     parent = read_card(init)
     lineage_base = {
         "run": run,

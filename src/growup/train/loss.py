@@ -27,6 +27,8 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
+from growup.models.hyperllama import normalization_factor
+
 
 def causal_lm_loss(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
     """Mean next-token cross entropy over every position that has a next token (fp32)."""
@@ -130,7 +132,6 @@ def lm_loss(
         logits = model(input_ids=tokens, position_ids=positions, **kwargs).logits
         return causal_lm_loss(logits, tokens)
     hidden = model.model(input_ids=tokens, position_ids=positions, **kwargs).last_hidden_state
-    from growup.models.hyperllama import normalization_factor
 
     factor = normalization_factor(model.config)  # the config's, whichever class holds the head
     hidden = hidden[:, :-1].flatten(0, 1)

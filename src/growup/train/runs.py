@@ -1,7 +1,6 @@
-"""Runs of the study by name, and the spec each trains from (schedule, data phases, checkpoints).
-
-Names: `seed`, `english-1x`, `english-2x`, `<lang>-<setup>`, `multilingual-<setup>` with setup in
-{1x, 1x-cloned, 2x}. `english-1x-cloned` is a clone of english-1x and is not trained.
+"""The spec each run of the study trains from (schedule, data phases, checkpoints) and the
+scheduler resources of its job. Which runs there are, and what their names mean, is
+`growup.study`'s; what they cost is `growup.accounting`'s.
 """
 
 from __future__ import annotations
@@ -11,10 +10,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from growup.accounting import run_cost, schedule_key
 from growup.config import ScheduleSpec, Study
 from growup.errors import GrowupError
-
-SETUPS = ("1x", "1x-cloned", "2x")
+from growup.study import CODE, ENGLISH_ADAPTATION, ENGLISH_BASE, parse_run, replay_dataset
+from growup.train.launch import slurm_resources
 
 
 @dataclass(frozen=True)
@@ -43,28 +43,6 @@ class RunSpec:
         return sorted({p.dataset for phase in self.phases for p in phase.portions})
 
 
-def trained_runs(study: Study) -> list[str]:
-    """Every run the study trains."""
-    langs = [*study.data.language_codes, "multilingual"]
-    return ["seed", "english-1x", "english-2x", *[f"{lang}-{setup}" for lang in langs for setup in SETUPS]]
-
-
-def parse_run(study: Study, name: str) -> tuple[str, str | None, str | None]:
-    """(kind, language, setup) of a run name; an unknown name is an error listing the valid ones.
-    Parsed by shape and one language lookup, so a job that declares one language can parse it."""
-    if name == "seed":
-        return "seed", None, None
-    lang, _, setup = name.partition("-")
-    if setup in SETUPS:
-        if lang == "english" and setup != "1x-cloned":
-            return "english", None, setup
-        if lang == "multilingual":
-            return "multilingual", lang, setup
-        if lang not in ("english", "multilingual") and lang in study.data.language_table:
-            return "language", lang, setup
-    raise GrowupError(f"unknown run {name!r}; runs of this study: {trained_runs(study)}")
-
-
 def language_phases(study: Study, lang: str, budgets: dict) -> list[Phase]:
     """One phase per epoch stage: that epoch of the language plus its replay set (the same fraction
     of it, or the stage's own `replay_fraction` where the authors' configs fix one)."""
@@ -73,7 +51,7 @@ def language_phases(study: Study, lang: str, budgets: dict) -> list[Phase]:
         Phase(
             (
                 Portion(lang, s["fraction"], s["seed"]),
-                Portion(f"replay-{lang}", s.get("replay_fraction", s["fraction"]), s["seed"]),
+                Portion(replay_dataset(lang), s.get("replay_fraction", s["fraction"]), s["seed"]),
             ),
             s["seed"],
         )
@@ -87,16 +65,16 @@ def run_spec(study: Study, name: str, data_dir: str | os.PathLike[str] = "data")
     t = study.training
     if kind == "seed":
         seeds = stage_seeds(study, "seed", t.seed_code_epochs + 1)
-        code = [Phase((Portion("code", 1.0, seeds[i]),), seeds[i]) for i in range(t.seed_code_epochs)]
+        code = [Phase((Portion(CODE, 1.0, seeds[i]),), seeds[i]) for i in range(t.seed_code_epochs)]
         mixed_seed = seeds[t.seed_code_epochs]
         phases = [
             *code,
-            Phase((Portion("code", 1.0, mixed_seed), Portion("english-80", 1.0, mixed_seed)), mixed_seed),
+            Phase((Portion(CODE, 1.0, mixed_seed), Portion(ENGLISH_BASE, 1.0, mixed_seed)), mixed_seed),
         ]
         return RunSpec(name, kind, t.schedules["seed"], tuple(phases), t.checkpoint_every_base)
     if kind == "english":
         (seed,) = stage_seeds(study, "english", 1)
-        phases = [Phase((Portion("english-20", 1.0, seed),), seed)]
+        phases = [Phase((Portion(ENGLISH_ADAPTATION, 1.0, seed),), seed)]
         return RunSpec(name, kind, t.schedules["english"], tuple(phases), t.checkpoint_every_base)
     budgets_file = Path(data_dir) / "unimax.json"
     if not budgets_file.is_file():
@@ -145,42 +123,9 @@ def checkpoint_every(study: Study, name: str) -> int:
     return study.training.checkpoint_every_adaptation
 
 
-def start_checkpoint(study: Study, name: str) -> str:
-    """The run (or clone) whose final checkpoint a run starts from, by the study's lineage."""
-    kind, _, setup = parse_run(study, name)
-    if kind == "seed":
-        return "init/final"
-    if kind == "english":
-        return "seed/final" if setup == "1x" else "seed-cloned/final"
-    return {"1x": "english-1x/final", "1x-cloned": "english-1x-cloned/final", "2x": "english-2x/final"}[setup]
-
-
-def start_run(study: Study, name: str) -> str:
-    """The checkpoint folder (checkpoints/<this>) whose final/ a run starts from."""
-    return start_checkpoint(study, name).split("/")[0]
-
-
-def run_datasets(study: Study, name: str) -> list[str]:
-    """The packed datasets a run reads (known before data/unimax.json exists)."""
-    kind, lang, _ = parse_run(study, name)
-    if kind == "seed":
-        return ["code", "english-80"]
-    if kind == "english":
-        return ["english-20"]
-    langs = study.data.language_codes if kind == "multilingual" else (lang,)
-    return [*langs, *(f"replay-{code}" for code in langs)]
-
-
-def run_model(study: Study, name: str) -> str:
-    """Which model a run trains, as a key of `growup.models.build.study_configs`: `1x` or `clone-x<k>`."""
-    _, _, setup = parse_run(study, name)
-    return "1x" if setup in (None, "1x") else f"clone-x{study.model.clone_factor}"
-
-
 def run_schedule(study: Study, name: str) -> ScheduleSpec:
     """A run's schedule from config alone (no prepared data needed, unlike `run_spec`)."""
-    kind, lang, _ = parse_run(study, name)
-    return study.training.schedules[lang if kind == "language" else kind]
+    return study.training.schedules[schedule_key(study, name)]
 
 
 def run_gpus(study: Study, name: str) -> int:
@@ -191,17 +136,9 @@ def run_gpus(study: Study, name: str) -> int:
 
 def run_resources(study: Study, name: str) -> dict[str, int]:
     """Scheduler resources of a training job from its FLOPs: GPUs, runtime (min), threads, memory."""
-    from growup.models.build import study_configs
-    from growup.models.flops import flops_per_token
-
     res = study.raw["resources"]
     gpus = run_gpus(study, name)
-    config = study_configs(study)[run_model(study, name)]
-    flops = (
-        flops_per_token(config, study.training.sequence_length)
-        * study.training.tokens_per_step
-        * run_schedule(study, name).steps
-    )
+    flops = run_cost(study, name).flops
     minutes = flops / (res["flops_per_second"] * max(gpus, 1)) / 60
     return {
         "gpus": gpus,
@@ -214,6 +151,4 @@ def run_resources(study: Study, name: str) -> dict[str, int]:
 
 def run_slurm_resources(study: Study, name: str, per_node: int) -> dict[str, int | str | None]:
     """A training job's SLURM-facing resources (`growup.train.launch.slurm_resources`) by run name."""
-    from growup.train.launch import slurm_resources
-
     return slurm_resources(run_gpus(study, name), per_node)
