@@ -12,6 +12,7 @@ import pytest
 
 from growup.accounting import Lineage, planned_lineage, run_cost, start_lineage, token_cost
 from growup.evaluate.tidy import rows_from_result
+from growup.integrity import write_checksums
 from growup.models import released
 from growup.models.build import study_configs
 from growup.models.checkpoint import read_card
@@ -138,6 +139,7 @@ def test_cli_clone_card_carries_the_parent_totals(tmp_path):
     seen = {"step": 7, "tokens": 1000, "flops": 5.0, "parent_tokens": 20, "parent_flops": 2.0}
     front = "---\n" + "growup:\n" + "".join(f"  {k}: {v}\n" for k, v in seen.items()) + "---\n"
     (src / "README.md").write_text(front + card.split("---\n", 2)[2], encoding="utf-8")
+    write_checksums(src)  # the edited card is the checkpoint now (growup verifies what it reads)
     subprocess.run([growup, "model", "clone", "--checkpoint", str(src), "--out", str(out)], check=True)
     got = read_card(out)
     assert (got["parent_tokens"], got["parent_flops"], got["tokens"], got["flops"]) == (1020, 7.0, 0, 0)
