@@ -1,14 +1,45 @@
-"""Random tiny Llama models and tiny study configs for tests."""
+"""Shared test constants and helpers (imported as `helpers`; conftest.py holds fixtures only):
+the repository root, the CI switch, random tiny Llama models and tiny study configs."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import NoReturn
 
+import pytest
 import torch
 import yaml
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from growup.models.hyperllama import llama_config, model_class
+
+REPO = Path(__file__).resolve().parents[1]
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def skip_or_fail(reason: str, in_ci: str = "in CI this skip is an error") -> NoReturn:
+    """Skip a test whose inputs are missing, except under CI, where a skip would hide them."""
+    if IN_CI:
+        pytest.fail(f"{reason} ({in_ci})")
+    pytest.skip(reason)
+
+
+def prepare_mini_data(root: Path) -> Path:
+    """Run the whole mini data preparation in-process into `root` (real loaders, the mirror)."""
+    from growup.config import load_config
+    from growup.data import prepare
+
+    study = load_config(REPO / "config" / "config.yaml")
+    raw = root / "raw"
+    for source in ("english", "code", *study.data.language_codes):
+        prepare.fetch(study, source, raw)
+    prepare.build_replay(study, raw)
+    prepare.budgets(study, raw, root / "unimax.json")
+    prepare.make_tokenizer(study, raw, root / "tokenizer")
+    for name in study.data.raw_datasets:
+        prepare.pack_dataset(study, raw / name, root / "tokenizer", root / "packed" / name)
+    return root
 
 
 def tiny_config(

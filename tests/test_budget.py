@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
 from growup.config import load_config
 from growup.models.build import study_configs
 from growup.models.flops import count_parameters
 from growup.train.budget import GPUS, format_markdown, format_text, gpu_hours, study_budget
+from helpers import REPO
 
 GROWUP = str(Path(sys.executable).parent / "growup")
 PAPER = REPO / "config" / "paper.yaml"

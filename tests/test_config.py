@@ -7,9 +7,9 @@ import copy
 import pytest
 import yaml
 
-from conftest import REPO
 from growup.config import Study, load_config
 from growup.errors import GrowupError
+from helpers import REPO
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
-from conftest import REPO
 from growup import hub
 from growup.config import Study, load_config
 from growup.errors import GrowupError
@@ -19,6 +18,7 @@ from growup.evaluate.sweep import evaluate_checkpoint, run_checkpoints, sweep
 from growup.evaluate.tidy import collect
 from growup.models.build import base_config, init_model
 from growup.models.checkpoint import load_checkpoint, save_checkpoint
+from helpers import REPO
 
 
 @pytest.fixture(scope="module")

@@ -18,12 +18,12 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import REPO, skip_or_fail
 from growup.config import Study, load_config, resolve_config
 from growup.data.prepare import budget_table
 from growup.merge import grid
 from growup.models.build import study_configs
 from growup.train import runs
+from helpers import REPO, skip_or_fail
 
 REFERENCE = REPO.parent / "shared" / "reference" / "liu-nlp-multilingual-scaling"
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import REPO
 from growup.config import load_config
 from growup.models.build import study_configs
 from growup.models.flops import (
@@ -14,7 +13,7 @@ from growup.models.flops import (
     flops_per_token,
     training_flops,
 )
-from helpers import random_model
+from helpers import REPO, random_model
 
 
 @pytest.fixture(scope="module")

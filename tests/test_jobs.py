@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from conftest import REPO
 from growup.config import SpecView, Study, Withheld, config_overrides, load_config, project
 from growup.errors import GrowupError
 from growup.study import JOBS, job_spec, resolve_spec, spec_json
+from helpers import REPO
 
 MINI = load_config(REPO / "config" / "config.yaml")
 PAPER = load_config(REPO / "config" / "paper.yaml")

@@ -14,7 +14,6 @@ import yaml
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
-from conftest import REPO
 from growup.config import Study, load_config, resolve_config
 from growup.errors import GrowupError
 from growup.merge import grid
@@ -23,7 +22,7 @@ from growup.models.build import base_config, init_model
 from growup.models.checkpoint import save_checkpoint
 from growup.models.cloning import hyperclone
 from growup.train.loop import train
-from helpers import tiny_raw
+from helpers import REPO, tiny_raw
 
 LANGS = ("ekk", "fao")
 
