@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from dataclasses import replace
@@ -91,8 +92,11 @@ def test_every_method_merges_and_loads(study, checkpoints, tmp_path, setup, meth
     assert (tmp_path / "m.yaml").read_text().startswith("# growup merge config")
 
 
-def test_linear_of_two_is_the_average(study, checkpoints, tmp_path):
+def test_linear_of_two_is_the_average(study, checkpoints, tmp_path, monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    environment = dict(os.environ)
     out = run_merge(cfg(study, checkpoints, "1x", "linear"), tmp_path / "m")
+    assert dict(os.environ) == environment, "a merge leaves the process environment as it found it"
     merged, a, b = (
         weights(out),
         weights(checkpoints / "ekk-1x" / "final"),
