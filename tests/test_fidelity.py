@@ -193,7 +193,7 @@ def test_document_boundaries_and_separator(paper):
     """Positions over the whole row, no per-document mask (STUDY.md), BOS before every document
     (datatrove's DocumentTokenizer, README "Fidelity"), and the scoring prefix is that token."""
     assert paper.training.reset_positions is False and paper.training.document_attention_mask is False
-    assert paper.raw["data"]["packing"]["separator"] == "bos" == paper.evaluation["prefix"]
+    assert paper.raw["data"]["packing"]["separator"] == "bos" == paper.evaluation.prefix
 
 
 @pytest.mark.parametrize("name", ["config.yaml", "paper.yaml", "released.yaml"])

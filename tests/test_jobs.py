@@ -56,7 +56,7 @@ def test_a_typed_study_builds_from_a_partial_spec_and_guards_the_rest():
     with pytest.raises(GrowupError, match="training.schedules.ekk.steps"):
         _ = study.training.schedules["ekk"].steps + 1
     with pytest.raises(GrowupError, match="evaluation"):
-        bool(study.evaluation["limit"])
+        bool(study.evaluation.limit)
     with pytest.raises(GrowupError, match="'data.languages' is iterated"):
         _ = study.data.language_codes
 

@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import subprocess
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -67,7 +66,7 @@ def cfg(study, checkpoints, setup, method, subset=LANGS) -> dict:
         "karcher": {"base": False},
         "breadcrumbs_ties": {"base": True},
     }
-    s = replace(study, raw={**study.raw, "merging": {**study.raw["merging"], "methods": methods}})
+    s = Study.from_mapping({**study.raw, "merging": {**study.raw["merging"], "methods": methods}})
     return grid.merge_config(s, grid.Merge(setup, method, subset), checkpoints)
 
 

@@ -298,10 +298,8 @@ def _eval(args: argparse.Namespace) -> None:
 
         study = _study(args, "eval tidy")
         iso = {lang.multiblimp: lang.code for lang in study.data.languages}
-        rep = study.raw["report"]
-        rows, pairs = collect(
-            args.evals, iso, rep["confidence"], rep["bootstrap_resamples"], rep["bootstrap_seed"]
-        )
+        rep = study.report
+        rows, pairs = collect(args.evals, iso, rep.confidence, rep.bootstrap_resamples, rep.bootstrap_seed)
         write_csv(rows, args.out)
         pairs.save(args.pairs)
         log.info("wrote %d rows to %s", len(rows), args.out)
@@ -358,7 +356,7 @@ def _merge(args: argparse.Namespace) -> None:
         from growup.io import atomic_write_text
 
         study = _study(args, "merge configs")
-        seed = study.raw["merging"].get("random_seed")
+        seed = study.merging.random_seed
         merges = grid.merge_grid(study)
         for merge in merges:
             config = grid.merge_config(study, merge, args.checkpoints)
@@ -368,7 +366,7 @@ def _merge(args: argparse.Namespace) -> None:
         from growup.merge.run import run_merge
 
         study = _study(args, "merge run", setup=args.setup, method=args.method, subset=args.subset)
-        seed = study.raw["merging"].get("random_seed")
+        seed = study.merging.random_seed
         merge = grid.Merge.parse(study, args.setup, args.method, args.subset)
         config = grid.merge_config(study, merge, args.checkpoints)
         out = run_merge(
@@ -423,14 +421,14 @@ def _report(args: argparse.Namespace) -> None:
         from growup.report.claims import claims_markdown
         from growup.report.stats import Pairs
 
-        rep = study.raw["report"]
+        rep = study.report
         text = claims_markdown(
             df,
             Pairs.load(args.pairs),
-            confidence=rep["confidence"],
-            resamples=rep["bootstrap_resamples"],
-            seed=rep["bootstrap_seed"],
-            spread=rep["method_spread"],
+            confidence=rep.confidence,
+            resamples=rep.bootstrap_resamples,
+            seed=rep.bootstrap_seed,
+            spread=rep.method_spread,
             study=study.name,
         )
         atomic_write_text(args.out, text)

@@ -51,7 +51,7 @@ def _train(study: Study, run: str) -> list[str]:
 def _merge(study: Study, setup: str, method: str, subset: str) -> list[str]:
     keys = ("weight", "dtype", "parameters", "random_seed", "reference_configs")
     reads = [f"merging.methods.{method}", f"merging.base.{setup}", *(f"merging.{key}" for key in keys)]
-    if study.raw["merging"].get("reference_configs"):  # the authors' files name runs by Hub id
+    if study.merging.reference_configs:  # the authors' files name runs by Hub id
         reads.append("released.models")
     return [*reads, LANGUAGE_CODES]
 

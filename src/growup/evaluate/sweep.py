@@ -67,8 +67,8 @@ def evaluate_checkpoint(
     """Evaluate one checkpoint on every task; write evals/<model>/<step>/ (or `out_dir`/<step>)
     atomically."""
     tasks = tasks or study_tasks(study)
-    limit = limit if limit is not None else study.evaluation.get("limit")
-    model = load_checkpoint(checkpoint, dtype=study.evaluation.get("dtype", "auto"))
+    limit = limit if limit is not None else study.evaluation.limit
+    model = load_checkpoint(checkpoint, dtype=study.evaluation.dtype)
     tokenizer = AutoTokenizer.from_pretrained(str(checkpoint))
     results = evaluate(make_lm(model, tokenizer, study), study, tasks, limit)
     card = read_card(checkpoint)
@@ -80,7 +80,7 @@ def evaluate_checkpoint(
         "flops": card.get("flops", 0),
         "parent_tokens": card.get("parent_tokens", 0),
         "parent_flops": card.get("parent_flops", 0),
-        "prefix": study.evaluation.get("prefix", "eos"),
+        "prefix": study.evaluation.prefix,
         "limit": limit,
     }
     out = Path(out_dir or Path(out_root) / model_name) / step

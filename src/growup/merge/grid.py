@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from growup.config import Study
+from growup.config import MergingSpec, Study
 from growup.errors import GrowupError
 from growup.train.runs import SETUPS
 
@@ -65,14 +65,14 @@ class Merge:
         return cls(setup, method, languages)
 
 
-def merging(study: Study) -> Mapping[str, Any]:
-    return study.raw["merging"]
+def merging(study: Study) -> MergingSpec:
+    return study.merging
 
 
 def language_subsets(study: Study) -> list[tuple[str, ...]]:
     """Subsets in the config's language order: explicit ones, or all of size >= min_languages."""
     langs = study.data.language_codes
-    explicit = merging(study).get("subsets")
+    explicit = merging(study).subsets
     if explicit:
         subsets = [tuple(s.split(SEPARATOR)) for s in explicit]
         for subset in subsets:
@@ -83,7 +83,7 @@ def language_subsets(study: Study) -> list[tuple[str, ...]]:
                     f"distinct study languages with {SEPARATOR!r}; languages: {list(langs)}"
                 )
         return [tuple(sorted(s, key=langs.index)) for s in subsets]
-    low = merging(study).get("min_languages", 2)
+    low = merging(study).min_languages
     return [c for k in range(low, len(langs) + 1) for c in itertools.combinations(langs, k)]
 
 
@@ -91,12 +91,11 @@ def merge_grid(study: Study) -> list[Merge]:
     """Every merge of the study, in a fixed order (setup, method, subset); a method entry with
     `setups` runs for those setups only."""
     cfg = merging(study)
-    setups = cfg.get("setups", list(SETUPS))
     return [
         Merge(s, m, sub)
-        for s in setups
-        for m, entry in cfg["methods"].items()
-        if s in ((entry or {}).get("setups") or setups)
+        for s in cfg.setups
+        for m, entry in cfg.methods.items()
+        if s in (entry.setups or cfg.setups)
         for sub in language_subsets(study)
     ]
 
@@ -104,8 +103,8 @@ def merge_grid(study: Study) -> list[Merge]:
 def task_vector_base(study: Study, setup: str, method: str | None = None) -> str:
     """The run whose weights are the task-vector base of a setup: the method entry's `base_runs`
     (a merge-base ablation), else config `merging.base`."""
-    entry = merging(study)["methods"].get(method) or {} if method else {}
-    return (entry.get("base_runs") or {}).get(setup) or merging(study)["base"][setup]
+    entry = merging(study).methods.get(method) if method else None
+    return (entry.base_runs.get(setup) if entry is not None else None) or merging(study).base[setup]
 
 
 def model_reference(run: str, checkpoints: str | os.PathLike[str]) -> str:
@@ -126,32 +125,32 @@ def merge_config(
     With `merging.reference_configs` set, method, parameters, base model, dtype and model order
     come from the authors' file of that merge; otherwise from the keys of `merging`.
     """
-    if merging(study).get("reference_configs"):
+    if merging(study).reference_configs:
         return reference_merge_config(study, merge, checkpoints, reference)
     cfg = merging(study)
-    method = cfg["methods"].get(merge.method)
+    method = cfg.methods.get(merge.method)
     if method is None:
         raise GrowupError(
-            f"unknown merge method {merge.method!r}; config key 'merging.methods' has {list(cfg['methods'])}"
+            f"unknown merge method {merge.method!r}; config key 'merging.methods' has {list(cfg.methods)}"
         )
     models = [
         {
             "model": reference(f"{lang}-{merge.setup}", checkpoints),
-            "parameters": {"weight": cfg["weight"], **(method.get("model_parameters") or {})},
+            "parameters": {"weight": cfg.weight, **(method.model_parameters or {})},
         }
         for lang in merge.subset
     ]
-    config: dict[str, Any] = {"merge_method": method.get("method") or merge.method}
-    if method.get("base"):
+    config: dict[str, Any] = {"merge_method": method.merge_method}
+    if method.base:
         config["base_model"] = reference(task_vector_base(study, merge.setup, merge.method), checkpoints)
-    config.update(models=models, parameters=dict(cfg.get("parameters") or {}), dtype=cfg["dtype"])
+    config.update(models=models, parameters=dict(cfg.parameters), dtype=cfg.dtype)
     return config
 
 
 def reference_file(study: Study, merge: Merge) -> Path:
     """The authors' file of a merge: `<method>_<setup>_<languages>.yaml` (setup 1x-cloned written
     1x_cloned, languages in alphabetical order), under `merging.reference_configs`."""
-    folder = Path(str(merging(study)["reference_configs"])).expanduser()
+    folder = Path(str(merging(study).reference_configs)).expanduser()
     name = f"{merge.method}_{merge.setup.replace('-', '_')}_{'_'.join(sorted(merge.subset))}.yaml"
     path = folder / name
     if not path.is_file():
@@ -165,7 +164,7 @@ def reference_file(study: Study, merge: Merge) -> Path:
 
 def run_of_hub_id(study: Study) -> dict[str, str]:
     """Hub id -> run name, from `released.models` (how the authors' files name each run)."""
-    models = (study.raw.get("released") or {}).get("models") or {}
+    models = study.released.models if study.released is not None else {}
     if not models:
         raise GrowupError("config key 'merging.reference_configs' needs 'released.models' (run -> Hub id)")
     return {hub_id: run for run, hub_id in models.items()}
