@@ -101,7 +101,9 @@ class Withheld:
         return Withheld(f"{self.path}.{key}")
 
     def __getattr__(self, name: str) -> Any:
-        self._fail()
+        # a typed section's field (schedules["ekk"].steps) names its key; a mapping's method
+        # (.items(), .keys()) names the withheld value itself
+        Withheld(self.path if hasattr(dict, name) else f"{self.path}.{name}")._fail()
 
     def __repr__(self) -> str:
         return f"<withheld {self.path}>"
@@ -235,7 +237,10 @@ def _float(value: Any) -> Any:
 def _build(cls: type, section: Mapping[str, Any] | None, **given: Any) -> Any:
     """A config dataclass from a (possibly projected) mapping, field by field: a key the config
     leaves out takes the schema's default (`cls.SCHEMA` is the section's path there), a withheld
-    one stays `Withheld`."""
+    one stays `Withheld`; a section the job's spec withholds whole stays one `Withheld`, so even
+    its truth value (e.g. `if evaluation.mpararel`) fails instead of reading as configured."""
+    if isinstance(section, Withheld):
+        return section
     section = {} if section is None else section
     values = {}
     for f in fields(cls):
