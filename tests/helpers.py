@@ -185,6 +185,27 @@ def git_repo(path: Path) -> Path:
     return path
 
 
+def planned_resources(output: str, rule: str) -> dict[str, dict[str, int | str]]:
+    """A dry run's jobs of `rule` by their wildcards (`run=seed`): each job's resources, ints where
+    numeric, read from the job blocks, never from a substring of the whole output."""
+    found: dict[str, dict[str, int | str]] = {}
+    current: dict | None = None
+    for line in [*output.splitlines(), "rule <end>:"]:
+        if line.startswith(("rule ", "[")) and current is not None:
+            if current["rule"] == rule:
+                found[current["wildcards"]] = current["resources"]
+            current = None
+        if line.startswith("rule "):
+            current = {"rule": line[5:].rstrip(":"), "wildcards": "", "resources": {}}
+        elif current is not None and line.strip().startswith("wildcards:"):
+            current["wildcards"] = line.split(":", 1)[1].strip()
+        elif current is not None and line.strip().startswith("resources:"):
+            for item in line.split(":", 1)[1].split(", "):
+                key, _, value = item.strip().partition("=")
+                current["resources"][key] = int(value) if value.isdigit() else value
+    return found
+
+
 def planned(output: str) -> dict[str, int]:
     """Job counts per rule from a dry run's summary table."""
     counts, inside = {}, False
