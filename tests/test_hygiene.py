@@ -53,3 +53,22 @@ assert torch.equal(rng, torch.get_rng_state())
 """
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def test_model_init_is_seeded_without_touching_the_global_rng():
+    """init_model draws from a forked, seeded copy of the torch RNG: the same seed gives the same
+    weights whatever was drawn before, and the caller's stream continues as if nothing happened."""
+    import torch
+
+    from growup.models.build import init_model
+    from helpers import tiny_config
+
+    config = tiny_config()
+    first = init_model(config, 3, "num_layers").state_dict()
+    torch.manual_seed(123)
+    before = torch.get_rng_state().clone()
+    second = init_model(config, 3, "num_layers").state_dict()
+    assert torch.equal(before, torch.get_rng_state())
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    other = init_model(config, 4, "num_layers").state_dict()
+    assert any(not torch.equal(first[k], other[k]) for k in first)
