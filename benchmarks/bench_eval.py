@@ -48,29 +48,29 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-eval-"))
     data = args.data
     if data is None:
-        from conftest import prepare_mini_data
+        from helpers import prepare_mini_data
 
         data = prepare_mini_data(tmp / "data")
     tok = AutoTokenizer.from_pretrained(data / "tokenizer")
     tasks = args.tasks or study_tasks(study)
-    limit = args.limit if args.limit is not None else study.evaluation.get("limit")
+    limit = args.limit if args.limit is not None else study.evaluation.limit
     cuda = torch.cuda.is_available()
     device = torch.cuda.get_device_name() if cuda else f"CPU, {torch.get_num_threads()} threads"
     ev = study.evaluation
     print(
         f"device: {device}; {len(tasks)} tasks ({', '.join(tasks)}); limit {limit}; "
-        f"dtype {ev.get('dtype', 'auto')}, batch size {ev.get('batch_size', 'auto')}"
+        f"dtype {ev.dtype}, batch size {ev.batch_size}"
     )
     for name, config in study_configs(study, len(tok)).items():
         folder = tmp / name
         torch.manual_seed(0)
         model = model_class(config)(config)  # a clone's HyperLlama head divides by the clone factor
         save_checkpoint(model, folder, {"operation": "init"}, tokenizer_src=data / "tokenizer")
-        warm = make_lm(load_checkpoint(folder, dtype=ev.get("dtype", "auto")), tok, study)
+        warm = make_lm(load_checkpoint(folder, dtype=ev.dtype), tok, study)
         evaluate(warm, study, tasks, limit=2)  # untimed: datasets, task objects, kernels
         del warm
         start = time.perf_counter()
-        model = load_checkpoint(folder, dtype=ev.get("dtype", "auto"))
+        model = load_checkpoint(folder, dtype=ev.dtype)
         loaded = time.perf_counter()
         results = evaluate(make_lm(model, tok, study), study, tasks, limit=limit)
         if cuda:

@@ -46,11 +46,7 @@ def main() -> None:
     study = load_config(REPO / "config" / "config.yaml")
     tmp = Path(tempfile.mkdtemp(prefix="bench-merge-"))
     build(study, tmp / "ckpt")
-    merges = [
-        grid.Merge(setup, method, LANGS)
-        for setup in ("1x", "2x")
-        for method in study.raw["merging"]["methods"]
-    ]
+    merges = [grid.Merge(setup, method, LANGS) for setup in ("1x", "2x") for method in study.merging.methods]
     inproc, proc = [], []
     for i, merge in enumerate(merges):
         config = grid.merge_config(study, merge, tmp / "ckpt")

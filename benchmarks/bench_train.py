@@ -44,7 +44,7 @@ from growup.models.build import study_configs  # noqa: E402
 from growup.models.flops import count_parameters, flops_per_token  # noqa: E402
 from growup.models.hyperllama import model_class  # noqa: E402
 from growup.study import load_config  # noqa: E402
-from growup.train.budget import device_peak_flops  # noqa: E402
+from growup.train.gpus import device_peak_flops  # noqa: E402
 from growup.train.loop import optimizer_step, setup_training  # noqa: E402
 from growup.train.memory import peak_bytes  # noqa: E402
 

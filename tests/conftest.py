@@ -11,7 +11,6 @@ import os
 import shutil
 import socket
 from pathlib import Path
-from typing import NoReturn
 
 import pytest
 import torch
@@ -19,10 +18,7 @@ from transformers import LlamaForCausalLM
 
 import growup.models  # noqa: F401  (registers hyperllama)
 from growup import hub
-from helpers import random_model
-
-REPO = Path(__file__).resolve().parents[1]
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+from helpers import IN_CI, REPO, prepare_mini_data, random_model, skip_or_fail
 
 
 def _hub_reachable() -> bool:
@@ -49,13 +45,6 @@ def hub_root() -> Path | None:
     )
 
 
-def skip_or_fail(reason: str, in_ci: str = "in CI this skip is an error") -> NoReturn:
-    """Skip a test whose inputs are missing, except under CI, where a skip would hide them."""
-    if IN_CI:
-        pytest.fail(f"{reason} ({in_ci})")
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="session")
 def real_tokens(hub_root: Path | None) -> torch.Tensor:
     """A (4, 48) batch of real token sequences: UTF-8 bytes of Swedish FineWeb-2 text (ids < 256)."""
@@ -68,23 +57,6 @@ def real_tokens(hub_root: Path | None) -> torch.Tensor:
 @pytest.fixture
 def tiny_model() -> LlamaForCausalLM:
     return random_model()
-
-
-def prepare_mini_data(root: Path) -> Path:
-    """Run the whole mini data preparation in-process into `root` (real loaders, the mirror)."""
-    from growup.data import prepare
-    from growup.study import load_config
-
-    study = load_config(REPO / "config" / "config.yaml")
-    raw = root / "raw"
-    for source in ("english", "code", *study.data.language_codes):
-        prepare.fetch(study, source, raw)
-    prepare.build_replay(study, raw)
-    prepare.budgets(study, raw, root / "unimax.json")
-    prepare.make_tokenizer(study, raw, root / "tokenizer")
-    for name in study.data.raw_datasets:
-        prepare.pack_dataset(study, raw / name, root / "tokenizer", root / "packed" / name)
-    return root
 
 
 @pytest.fixture(scope="session")

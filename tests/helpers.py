@@ -1,14 +1,45 @@
-"""Random tiny Llama models and tiny study configs for tests."""
+"""Shared test constants and helpers (imported as `helpers`; conftest.py holds fixtures only):
+the repository root, the CI switch, random tiny Llama models and tiny study configs."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import NoReturn
 
+import pytest
 import torch
 import yaml
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from growup.models.hyperllama import llama_config, model_class
+
+REPO = Path(__file__).resolve().parents[1]
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def skip_or_fail(reason: str, in_ci: str = "in CI this skip is an error") -> NoReturn:
+    """Skip a test whose inputs are missing, except under CI, where a skip would hide them."""
+    if IN_CI:
+        pytest.fail(f"{reason} ({in_ci})")
+    pytest.skip(reason)
+
+
+def prepare_mini_data(root: Path) -> Path:
+    """Run the whole mini data preparation in-process into `root` (real loaders, the mirror)."""
+    from growup.data import prepare
+    from growup.study import load_config
+
+    study = load_config(REPO / "config" / "config.yaml")
+    raw = root / "raw"
+    for source in ("english", "code", *study.data.language_codes):
+        prepare.fetch(study, source, raw)
+    prepare.build_replay(study, raw)
+    prepare.budgets(study, raw, root / "unimax.json")
+    prepare.make_tokenizer(study, raw, root / "tokenizer")
+    for name in study.data.raw_datasets:
+        prepare.pack_dataset(study, raw / name, root / "tokenizer", root / "packed" / name)
+    return root
 
 
 def tiny_config(
@@ -152,6 +183,27 @@ def git_repo(path: Path) -> Path:
     run_tool(path, "git", "add", "-A")
     run_tool(path, "git", "commit", "-q", "-m", "growup test copy")
     return path
+
+
+def planned_resources(output: str, rule: str) -> dict[str, dict[str, int | str]]:
+    """A dry run's jobs of `rule` by their wildcards (`run=seed`): each job's resources, ints where
+    numeric, read from the job blocks, never from a substring of the whole output."""
+    found: dict[str, dict[str, int | str]] = {}
+    current: dict | None = None
+    for line in [*output.splitlines(), "rule <end>:"]:
+        if line.startswith(("rule ", "[")) and current is not None:
+            if current["rule"] == rule:
+                found[current["wildcards"]] = current["resources"]
+            current = None
+        if line.startswith("rule "):
+            current = {"rule": line[5:].rstrip(":"), "wildcards": "", "resources": {}}
+        elif current is not None and line.strip().startswith("wildcards:"):
+            current["wildcards"] = line.split(":", 1)[1].strip()
+        elif current is not None and line.strip().startswith("resources:"):
+            for item in line.split(":", 1)[1].split(", "):
+                key, _, value = item.strip().partition("=")
+                current["resources"][key] = int(value) if value.isdigit() else value
+    return found
 
 
 def planned(output: str) -> dict[str, int]:

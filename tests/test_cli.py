@@ -13,8 +13,8 @@ import torch
 import yaml
 from transformers import AutoModelForCausalLM
 
-from conftest import REPO
 from growup.models.checkpoint import read_card
+from helpers import REPO
 
 GROWUP = str(Path(sys.executable).parent / "growup")
 MINI = str(REPO / "config" / "config.yaml")
@@ -181,17 +181,30 @@ def test_atomic_dir(tmp_path, fail):
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
 
 
-def test_atomic_writes_get_the_modes_plain_writes_would(tmp_path):
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077, 0o027])
+def test_atomic_writes_get_the_modes_plain_writes_would(tmp_path, umask):
+    """Each atomic writer gives the mode open()/mkdir() give under the umask in force at write
+    time (set here after growup.io was imported), compared with a plain write in the same folder."""
     from growup.io import atomic_dir, atomic_file, atomic_write_text
 
-    old = os.umask(0o022)
+    old = os.umask(umask)
     try:
         atomic_write_text(tmp_path / "a.txt", "x")
         with atomic_file(tmp_path / "b.csv") as tmp:
             tmp.write_text("y")
         with atomic_dir(tmp_path / "c") as tmp:
             (tmp / "f").write_text("z")
+        (tmp_path / "plain.txt").write_text("p")
+        (tmp_path / "plain").mkdir()
     finally:
         os.umask(old)
     modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()}
-    assert modes == {"a.txt": 0o644, "b.csv": 0o644, "c": 0o755}
+    file_mode, dir_mode = 0o666 & ~umask, 0o777 & ~umask
+    assert (modes["plain.txt"], modes["plain"]) == (file_mode, dir_mode)
+    assert modes == {
+        "a.txt": file_mode,
+        "b.csv": file_mode,
+        "c": dir_mode,
+        "plain.txt": file_mode,
+        "plain": dir_mode,
+    }

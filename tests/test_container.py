@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import IN_CI, REPO
+from helpers import IN_CI, REPO
 
 DOCKERFILE = REPO / "Dockerfile"
 # The CUDA release of PyPI's Linux wheel of each torch version the lock may pin (its metadata

@@ -10,7 +10,6 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
-from conftest import REPO
 from growup import hub
 from growup.config import Study
 from growup.errors import GrowupError
@@ -20,6 +19,7 @@ from growup.evaluate.tidy import collect
 from growup.models.build import base_config, init_model
 from growup.models.checkpoint import load_checkpoint, save_checkpoint
 from growup.study import load_config
+from helpers import REPO
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +51,7 @@ def sentence_logprob(model, ids: list[int], scored_from: int) -> float:
 
 @pytest.mark.parametrize("prefix", ["eos", "bos", "none"])
 def test_lm_eval_verdicts_equal_direct_torch_scores(study, checkpoint, prefix):
-    study = replace(study, evaluation={**study.evaluation, "prefix": prefix, "limit": None})
+    study = replace(study, evaluation=replace(study.evaluation, prefix=prefix, limit=None))
     model, tok = load_checkpoint(checkpoint), AutoTokenizer.from_pretrained(checkpoint)
     results = evaluate(make_lm(model, tok, study), study, ["multiblimp_swe"])
     samples = results["samples"]["multiblimp_swe"]
@@ -161,7 +161,7 @@ def test_training_on_a_language_beats_the_untrained_start(study, mini_data, tmp_
     )
     train(trained, "isl-1x", start, tmp_path / "isl-1x", data_dir=mini_data, progress=False)
     scores = {}
-    every_pair = replace(study, evaluation={**study.evaluation, "limit": None})
+    every_pair = replace(study, evaluation=replace(study.evaluation, limit=None))
     for name, ckpt in (("before", start), ("after", tmp_path / "isl-1x" / "final")):
         out = evaluate_checkpoint(every_pair, ckpt, name, "0", tmp_path / "evals", ["multiblimp_isl"])
         scores[name] = json.loads((out / "multiblimp_isl.json").read_text())["results"]["multiblimp_isl"][

@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import REPO, skip_or_fail
 from growup import study as study_grid
 from growup.config import Study, resolve_config
 from growup.data.prepare import budget_table
@@ -26,6 +25,7 @@ from growup.merge import grid
 from growup.models.build import study_configs
 from growup.study import load_config
 from growup.train import runs
+from helpers import REPO, skip_or_fail
 
 REFERENCE = REPO.parent / "shared" / "reference" / "liu-nlp-multilingual-scaling"
 
@@ -195,7 +195,7 @@ def test_document_boundaries_and_separator(paper):
     """Positions over the whole row, no per-document mask (STUDY.md), BOS before every document
     (datatrove's DocumentTokenizer, README "Fidelity"), and the scoring prefix is that token."""
     assert paper.training.reset_positions is False and paper.training.document_attention_mask is False
-    assert paper.raw["data"]["packing"]["separator"] == "bos" == paper.evaluation["prefix"]
+    assert paper.raw["data"]["packing"]["separator"] == "bos" == paper.evaluation.prefix
 
 
 @pytest.mark.parametrize("name", ["config.yaml", "paper.yaml", "released.yaml"])

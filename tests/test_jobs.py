@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from conftest import REPO
 from growup.config import SpecView, Study, Withheld, config_overrides, project
 from growup.errors import GrowupError
 from growup.study import JOBS, job_spec, load_config, resolve_spec, spec_json
+from helpers import REPO
 
 MINI = load_config(REPO / "config" / "config.yaml")
 PAPER = load_config(REPO / "config" / "paper.yaml")
@@ -56,7 +56,7 @@ def test_a_typed_study_builds_from_a_partial_spec_and_guards_the_rest():
     with pytest.raises(GrowupError, match="training.schedules.ekk.steps"):
         _ = study.training.schedules["ekk"].steps + 1
     with pytest.raises(GrowupError, match="evaluation"):
-        bool(study.evaluation["limit"])
+        bool(study.evaluation.limit)
     with pytest.raises(GrowupError, match="'data.languages' is iterated"):
         _ = study.data.language_codes
 

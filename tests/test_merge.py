@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,7 +14,6 @@ import yaml
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
-from conftest import REPO
 from growup.config import Study, resolve_config
 from growup.errors import GrowupError
 from growup.merge import grid
@@ -24,7 +23,7 @@ from growup.models.checkpoint import save_checkpoint
 from growup.models.cloning import hyperclone
 from growup.study import load_config
 from growup.train.loop import train
-from helpers import tiny_raw
+from helpers import REPO, tiny_raw
 
 LANGS = ("ekk", "fao")
 
@@ -68,7 +67,7 @@ def cfg(study, checkpoints, setup, method, subset=LANGS) -> dict:
         "karcher": {"base": False},
         "breadcrumbs_ties": {"base": True},
     }
-    s = replace(study, raw={**study.raw, "merging": {**study.raw["merging"], "methods": methods}})
+    s = Study.from_mapping({**study.raw, "merging": {**study.raw["merging"], "methods": methods}})
     return grid.merge_config(s, grid.Merge(setup, method, subset), checkpoints)
 
 
@@ -93,8 +92,11 @@ def test_every_method_merges_and_loads(study, checkpoints, tmp_path, setup, meth
     assert (tmp_path / "m.yaml").read_text().startswith("# growup merge config")
 
 
-def test_linear_of_two_is_the_average(study, checkpoints, tmp_path):
+def test_linear_of_two_is_the_average(study, checkpoints, tmp_path, monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    environment = dict(os.environ)
     out = run_merge(cfg(study, checkpoints, "1x", "linear"), tmp_path / "m")
+    assert dict(os.environ) == environment, "a merge leaves the process environment as it found it"
     merged, a, b = (
         weights(out),
         weights(checkpoints / "ekk-1x" / "final"),

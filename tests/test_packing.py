@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from transformers import AutoTokenizer
 
-from conftest import prepare_mini_data
 from growup.data.packing import PackedDataset, pack
 from growup.data.rawstore import RawDataset
 from growup.errors import GrowupError
+from helpers import prepare_mini_data
 
 
 @pytest.fixture(scope="module")

@@ -14,11 +14,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from conftest import REPO
 from growup.errors import GrowupError
 from growup.study import load_config, trained_runs
 from growup.train.launch import gpus_per_node, launch_command, nodes, slurm_resources, threads_per_process
 from growup.train.runs import run_resources
+from helpers import REPO
 
 BIN = Path(sys.executable).parent
 PAPER = load_config(REPO / "config" / "paper.yaml")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import REPO
 from growup.data.replay import mixing_weights, replay_fractions, replay_indices
 from growup.errors import GrowupError
 from growup.study import load_config
+from helpers import REPO
 
 
 def test_fractions_scale_by_document_count_relative_to_the_largest():

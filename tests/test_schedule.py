@@ -6,10 +6,10 @@ from itertools import pairwise
 
 import pytest
 
-from conftest import REPO
 from growup.config import ScheduleSpec
 from growup.study import load_config
 from growup.train.schedule import wsd_lr
+from helpers import REPO
 
 PAPER = load_config(REPO / "config" / "paper.yaml").training
 

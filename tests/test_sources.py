@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from growup import hub
+from growup.config import Study
 from growup.data import sources
 from growup.data.rawstore import RawDataset
 from growup.errors import GrowupError
@@ -90,12 +91,14 @@ def test_unconfigured_or_unknown_eval_sets_fail_clearly(mini_study):
 
 
 def test_configured_but_unreachable_mpararel(mini_study):
-    study = replace(
-        mini_study,
-        evaluation={
-            **mini_study.evaluation,
-            "mpararel": {"hub_id": "liu-nlp/minimal_pair_mpararel", "split": "train"},
-        },
+    study = Study.from_mapping(
+        {
+            **mini_study.raw,
+            "evaluation": {
+                **mini_study.raw["evaluation"],
+                "mpararel": {"hub_id": "liu-nlp/minimal_pair_mpararel", "split": "train"},
+            },
+        }
     )
     with pytest.raises(GrowupError, match="liu-nlp/minimal_pair_mpararel"):
         sources.load_eval_set(study, "mpararel")

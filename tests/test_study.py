@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO
 from growup.study import FIGURES
-from helpers import copy_repo, planned, run_tool
+from helpers import REPO, copy_repo, planned, run_tool
 
 TABLES = ("evals.csv", "final_scores.csv", "final_scores.md", "merges.csv", "merges.md", "model_sizes.md")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO
+from helpers import REPO
 
 BIN = Path(sys.executable).parent
 
@@ -36,22 +35,44 @@ def workdir(tmp_path: Path) -> Path:
 SIZES = "results/tables/model_sizes.md"
 
 
+# The paper study's jobs, counted from STUDY.md: five languages (ekk fao isl fas swe); three
+# setups (1x, 1x-cloned, 2x); five merge methods; every subset of at least two languages,
+# C(5,2) + C(5,3) + C(5,4) + C(5,5) = 10 + 10 + 5 + 1 = 26.
+PAPER_PLAN = {
+    "fetch_english": 1,
+    "fetch_code": 1,
+    "fetch_language": 5,  # one per language
+    "replay": 1,
+    "unimax": 1,
+    "tokenizer": 1,
+    "pack": 13,  # english-80, english-20, code, 5 languages, 5 replay sets
+    "init_seed": 1,
+    "train": 21,  # seed, english-1x, english-2x, and (5 languages + multilingual) x 3 setups = 18
+    "clone": 2,  # the seed and english-1x, each cloned x2
+    "eval_run": 20,  # every trained run but the seed
+    "eval_clone": 1,  # english-1x-cloned, the untrained clone
+    "merge": 390,  # 26 subsets x 5 methods x 3 setups
+    "eval_merge": 390,
+    "tidy": 1,
+    "tables": 1,
+    "model_sizes": 1,
+    "figure": 4,  # data_efficiency, english_retention, merge_heatmaps, merged_vs_joint
+    "claims": 1,
+    "all": 1,
+}
+
+
 def test_paper_config_plans_every_merge_as_a_job_of_its_own(workdir):
-    from helpers import planned
+    from helpers import planned, planned_resources
 
     proc = run([str(BIN / "snakemake"), "-n", "--configfile", "config/paper.yaml"], workdir)
-    plan = planned(proc.stdout + proc.stderr)
-    assert {rule: plan.get(rule) for rule in ("train", "eval_run", "merge", "eval_merge", "pack")} == {
-        "train": 21,
-        "eval_run": 20,
-        "merge": 390,
-        "eval_merge": 390,
-        "pack": 13,
-    }, plan
-    for rule in ("fetch_english", "fetch_code", "replay", "tokenizer", "unimax", "clone", "tidy", "claims"):
-        assert plan.get(rule, 0) >= 1, (rule, plan)
-    assert plan["figure"] == 4 and plan["fetch_language"] == 5
-    assert re.search(r"gpus=32\b", proc.stdout + proc.stderr)
+    output = proc.stdout + proc.stderr
+    plan = planned(output)
+    assert plan == {**PAPER_PLAN, "total": sum(PAPER_PLAN.values())}, plan
+    train = planned_resources(output, "train")
+    # STUDY.md: 32 GPUs for base and multilingual runs, 16 for monolingual ones
+    assert train["run=seed"]["gpus"] == train["run=english-2x"]["gpus"] == 32, train["run=seed"]
+    assert train["run=multilingual-1x-cloned"]["gpus"] == 32 and train["run=fao-2x"]["gpus"] == 16
 
 
 def test_paper_config_target(workdir):

@@ -7,12 +7,14 @@ allowed. The Snakefile validates through the same function.
 
 from __future__ import annotations
 
+import copy
+import functools
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import jsonschema
 import yaml
@@ -32,14 +34,30 @@ def replay_dataset(lang: str) -> str:
 SCHEMA_PATH = Path(str(resources.files("growup") / "schemas" / "config.schema.yaml"))
 
 
+@functools.cache
 def load_schema() -> dict[str, Any]:
-    """The JSON schema every study config must satisfy."""
+    """The JSON schema every study config must satisfy (read once; treat it as read-only)."""
     return yaml.safe_load(SCHEMA_PATH.read_text(encoding="utf-8"))
 
 
-def schema_default(section: str, key: str) -> Any:
-    """The `default` the schema states for `section.key` (a key's default is written there once)."""
-    return load_schema()["properties"][section]["properties"][key]["default"]
+def schema_node(*path: str) -> dict[str, Any]:
+    """The schema of the config key at `path` (`*` = any entry of a mapping, e.g. a method)."""
+    schema = load_schema()
+    node = schema
+    for key in path:
+        node = node["additionalProperties"] if key == "*" else node["properties"][key]
+        if "$ref" in node:  # "#/$defs/<name>": a block several keys share
+            node = schema["$defs"][node["$ref"].removeprefix("#/$defs/")]
+    return node
+
+
+def schema_default(*path: str) -> Any:
+    """The `default` the schema states for the key at `path`: each default is written there once,
+    and a typed section takes it for a key its config leaves out."""
+    node = schema_node(*path)
+    if "default" not in node:
+        raise GrowupError(f"config key {'.'.join(path)!r} is optional but the schema states no default")
+    return copy.deepcopy(node["default"])
 
 
 def _describe(error: jsonschema.ValidationError) -> str:
@@ -93,7 +111,9 @@ class Withheld:
         return Withheld(f"{self.path}.{key}")
 
     def __getattr__(self, name: str) -> Any:
-        self._fail()
+        # a typed section's field (schedules["ekk"].steps) names its key; a mapping's method
+        # (.items(), .keys()) names the withheld value itself
+        Withheld(self.path if hasattr(dict, name) else f"{self.path}.{name}")._fail()
 
     def __repr__(self) -> str:
         return f"<withheld {self.path}>"
@@ -224,27 +244,46 @@ def _float(value: Any) -> Any:
     return value if isinstance(value, Withheld) else float(value)
 
 
-def _build(cls: type, section: Mapping[str, Any], **given: Any) -> Any:
-    """A config dataclass from a (possibly projected) mapping, field by field: absent keys take
-    the dataclass default, withheld ones stay `Withheld`."""
+def _build(cls: type, section: Mapping[str, Any] | None, **given: Any) -> Any:
+    """A config dataclass from a (possibly projected) mapping, field by field: a key the config
+    leaves out takes the schema's default (`cls.SCHEMA` is the section's path there), a withheld
+    one stays `Withheld`; a section the job's spec withholds whole stays one `Withheld`, so even
+    its truth value (e.g. `if evaluation.mpararel`) fails instead of reading as configured."""
+    if isinstance(section, Withheld):
+        return section
+    section = {} if section is None else section
     values = {}
     for f in fields(cls):
         if f.name in given:
             values[f.name] = given[f.name]
-        else:
-            value = section.get(f.name, _ABSENT)
-            if value is not _ABSENT:
-                values[f.name] = value
+            continue
+        value = section.get(f.name, _ABSENT)
+        values[f.name] = schema_default(*cls.SCHEMA, f.name) if value is _ABSENT else value
     return cls(**values)
 
 
+def _optional(cls: type, value: Any) -> Any:
+    """A nested section that may be null: None stays None, anything else is built."""
+    return None if value is None else _build(cls, value)
+
+
+def _mapping(value: Any) -> Any:
+    """A mapping key whose null means empty."""
+    return {} if value is None else value
+
+
 _ABSENT = object()
+
+
+# Each typed section below holds exactly its schema keys; a key the config leaves out takes the
+# schema's `default` (written once, there), never a default here.
 
 
 @dataclass(frozen=True)
 class ModelSpec:
     """The base (1x) architecture and the HyperCloning factor of the study."""
 
+    SCHEMA: ClassVar[tuple[str, ...]] = ("model",)
     hidden_size: int
     intermediate_size: int
     num_hidden_layers: int
@@ -258,18 +297,19 @@ class ModelSpec:
     initializer_range: float
     tie_word_embeddings: bool
     clone_factor: int
-    init_scaling: str = "none"  # num_layers: o_proj/down_proj std / sqrt(2 layers), as nanotron
+    init_scaling: str  # num_layers: o_proj/down_proj std / sqrt(2 layers), as nanotron
 
 
 @dataclass(frozen=True)
 class TokenizerSpec:
+    SCHEMA: ClassVar[tuple[str, ...]] = ("tokenizer",)
     vocab_size: int
-    hub_id: str | None = None
-    revision: str = "main"
-    eos_token: str = "<|end_of_text|>"
-    bos_token: str = "<|begin_of_text|>"
-    train_on: tuple[str, ...] = ()
-    min_frequency: int = 2
+    hub_id: str | None
+    revision: str
+    eos_token: str
+    bos_token: str
+    train_on: tuple[str, ...]
+    min_frequency: int
 
 
 @dataclass(frozen=True)
@@ -278,13 +318,26 @@ class SourceSpec:
 
     hub_id: str
     config: str | None
-    revision: str = "main"
-    max_docs: int | None = None
-    split: str = "train"
+    revision: str
+    max_docs: int | None
+    split: str = "train"  # not a config key: every source reads its train split
+
+    @classmethod
+    def of(cls, source: str, section: Mapping[str, Any]) -> SourceSpec:
+        """`data.<source>` (english, code, fineweb2) as a source spec."""
+        config = section["config"] if "config" in schema_node("data", source)["properties"] else None
+        return cls(section["hub_id"], config, section["revision"], _key(section, "data", source, "max_docs"))
+
+
+def _key(section: Mapping[str, Any], *path: str) -> Any:
+    """`section[path[-1]]`, or the schema's default for the key at `path` when it is left out."""
+    value = section.get(path[-1], _ABSENT)
+    return schema_default(*path) if value is _ABSENT else value
 
 
 @dataclass(frozen=True)
 class LanguageSpec:
+    SCHEMA: ClassVar[tuple[str, ...]] = ("data", "languages", "*")
     code: str
     subset: str
     shuffle: bool
@@ -305,35 +358,41 @@ class DataSpec:
     char_budget: float
     max_epochs: float
     epoch_seeds: tuple[int, ...]
+    base_stage_seeds: Mapping[str, Any]  # run kind (seed, english) -> stage seeds; empty = epoch_seeds
+    fixed_schedule: Mapping[str, Any]  # language -> the authors' fixed epochs; empty = UniMax
     replay_english_fraction: float
     replay_code_fraction: float
     replay_seed: int
     replay_fractions: Mapping[str, float] | None
     tokens_per_shard: int
     batch_docs: int
+    separator: str  # data.packing.separator: eos after or bos before every document
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> DataSpec:
-        eng, code, fw2 = data["english"], data["code"], data["fineweb2"]
+        eng, code, replay, packing = data["english"], data["code"], data["replay"], data["packing"]
         return cls(
-            english=SourceSpec(eng["hub_id"], eng["config"], eng["revision"], eng.get("max_docs")),
+            english=SourceSpec.of("english", eng),
             english_test_size=eng["test_size"],
             english_split_seed=eng["split_seed"],
-            english_released_split=eng.get("released_split"),
-            code=SourceSpec(code["hub_id"], code["config"], code["revision"], code.get("max_docs")),
-            softwareheritage_url=code.get("softwareheritage_url"),
-            fineweb2=SourceSpec(fw2["hub_id"], None, fw2["revision"], fw2.get("max_docs")),
+            english_released_split=_key(eng, "data", "english", "released_split"),
+            code=SourceSpec.of("code", code),
+            softwareheritage_url=_key(code, "data", "code", "softwareheritage_url"),
+            fineweb2=SourceSpec.of("fineweb2", data["fineweb2"]),
             language_table=data["languages"],
             shuffle_seed=data["shuffle_seed"],
             char_budget=_float(data["unimax"]["char_budget"]),
             max_epochs=_float(data["unimax"]["max_epochs"]),
             epoch_seeds=_tuple(data["epoch_seeds"]),
-            replay_english_fraction=data["replay"]["english_fraction"],
-            replay_code_fraction=data["replay"]["code_fraction"],
-            replay_seed=data["replay"]["seed"],
-            replay_fractions=data["replay"].get("fractions"),
-            tokens_per_shard=data["packing"]["tokens_per_shard"],
-            batch_docs=data["packing"]["batch_docs"],
+            base_stage_seeds=_mapping(_key(data, "data", "base_stage_seeds")),
+            fixed_schedule=_mapping(_key(data, "data", "fixed_schedule")),
+            replay_english_fraction=replay["english_fraction"],
+            replay_code_fraction=replay["code_fraction"],
+            replay_seed=replay["seed"],
+            replay_fractions=_key(replay, "data", "replay", "fractions"),
+            tokens_per_shard=packing["tokens_per_shard"],
+            batch_docs=packing["batch_docs"],
+            separator=_key(packing, "data", "packing", "separator"),
         )
 
     @property
@@ -365,6 +424,7 @@ class DataSpec:
 class ScheduleSpec:
     """A run's length and warmup-stable-decay learning-rate schedule (STUDY.md table)."""
 
+    SCHEMA: ClassVar[tuple[str, ...]] = ("training", "schedules", "*")
     steps: int
     warmup: int
     decay_start: int
@@ -373,40 +433,44 @@ class ScheduleSpec:
 
 @dataclass(frozen=True)
 class TrainingSpec:
+    SCHEMA: ClassVar[tuple[str, ...]] = ("training",)
     sequence_length: int
-    global_batch: int = 8
-    micro_batch: int = 8
-    peak_lr: float = 3e-3
-    min_lr: float = 0.0
-    betas: tuple[float, float] = (0.9, 0.95)
-    eps: float = 1e-8
-    weight_decay: float = 0.01
-    grad_clip: float | None = 1.0
-    checkpoint_every_base: int = 2500
-    checkpoint_every_adaptation: int = 250
-    state_every: int | None = None
-    mixed_precision: str = "bf16"
-    attn_implementation: str = "sdpa"
-    document_attention_mask: bool = True
-    reset_positions: bool = True  # false: positions 0..L-1 over the packed row, as the authors' Llama runs
-    peak_flops: float | None = None
-    seed_code_epochs: int = 2
-    # speed switches (growup.train.loop); their defaults live in the schema only
-    compile: bool | str = field(default_factory=lambda: schema_default("training", "compile"))
-    fused_adamw: bool | str = field(default_factory=lambda: schema_default("training", "fused_adamw"))
-    chunked_loss: bool = field(default_factory=lambda: schema_default("training", "chunked_loss"))
-    loss_chunk_size: int = field(default_factory=lambda: schema_default("training", "loss_chunk_size"))
-    schedules: Mapping[str, ScheduleSpec] = field(default_factory=dict)
+    global_batch: int
+    micro_batch: int
+    peak_lr: float
+    min_lr: float
+    betas: tuple[float, float]
+    eps: float
+    weight_decay: float
+    grad_clip: float | None
+    checkpoint_every_base: int
+    checkpoint_every_adaptation: int
+    checkpoint_every_languages: Mapping[str, int]  # language -> its runs' checkpoint interval
+    state_every: int | None
+    mixed_precision: str
+    attn_implementation: str
+    document_attention_mask: bool
+    reset_positions: bool  # false: positions 0..L-1 over the packed row, as the authors' Llama runs
+    peak_flops: float | None
+    seed_code_epochs: int
+    # speed switches (growup.train.loop)
+    compile: bool | str
+    fused_adamw: bool | str
+    chunked_loss: bool
+    loss_chunk_size: int
+    schedules: Mapping[str, ScheduleSpec]
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any]) -> TrainingSpec:
+        every = raw["checkpoint_every"]
         return _build(
             cls,
             raw,
             betas=_tuple(raw["betas"]),
-            checkpoint_every_base=raw["checkpoint_every"]["base"],
-            checkpoint_every_adaptation=raw["checkpoint_every"]["adaptation"],
-            schedules=Table(raw["schedules"], lambda v: _build(ScheduleSpec, v)),
+            checkpoint_every_base=every["base"],
+            checkpoint_every_adaptation=every["adaptation"],
+            checkpoint_every_languages=_mapping(_key(every, "training", "checkpoint_every", "languages")),
+            schedules=Table(raw["schedules"], lambda _, v: _build(ScheduleSpec, v)),
         )
 
     @property
@@ -415,8 +479,125 @@ class TrainingSpec:
 
 
 @dataclass(frozen=True)
+class EvalSetSpec:
+    """A minimal-pair dataset on the Hub (evaluation.multiblimp, .blimp, .mpararel)."""
+
+    SCHEMA: ClassVar[tuple[str, ...]] = ("evaluation", "blimp")  # the same keys for every set
+    hub_id: str
+    split: str
+    config: str | None
+    revision: str | None
+    good_column: str
+    bad_column: str
+
+
+@dataclass(frozen=True)
+class EvaluationSpec:
+    SCHEMA: ClassVar[tuple[str, ...]] = ("evaluation",)
+    prefix: str
+    batch_size: int | str
+    every_language: bool
+    dtype: str
+    limit: int | None
+    multiblimp_languages: tuple[str, ...] | None
+    multiblimp: EvalSetSpec
+    blimp: EvalSetSpec
+    mpararel: EvalSetSpec | None
+
+    @classmethod
+    def from_mapping(cls, raw: Mapping[str, Any]) -> EvaluationSpec:
+        return _build(
+            cls,
+            raw,
+            multiblimp_languages=_tuple(_key(raw, "evaluation", "multiblimp_languages")),
+            multiblimp=_build(EvalSetSpec, raw["multiblimp"]),
+            blimp=_build(EvalSetSpec, raw["blimp"]),
+            mpararel=_optional(EvalSetSpec, _key(raw, "evaluation", "mpararel")),
+        )
+
+    def dataset(self, name: str) -> EvalSetSpec | None:
+        """The evaluation set `name` (multiblimp, blimp, mpararel); None when not configured."""
+        return {"multiblimp": self.multiblimp, "blimp": self.blimp, "mpararel": self.mpararel}[name]
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """One entry of `merging.methods`: a mergekit method (or an ablation of one) by name."""
+
+    SCHEMA: ClassVar[tuple[str, ...]] = ("merging", "methods", "*")
+    name: str
+    base: bool
+    model_parameters: Mapping[str, Any] | None
+    method: str | None
+    base_runs: Mapping[str, str]
+    setups: tuple[str, ...] | None
+
+    @property
+    def merge_method(self) -> str:
+        """mergekit's merge_method: the entry's `method`, else its name."""
+        return self.method or self.name
+
+
+@dataclass(frozen=True)
+class MergingSpec:
+    SCHEMA: ClassVar[tuple[str, ...]] = ("merging",)
+    methods: Mapping[str, MethodSpec]
+    setups: tuple[str, ...]
+    min_languages: int
+    subsets: tuple[str, ...] | None
+    weight: float
+    dtype: str
+    parameters: Mapping[str, Any]
+    base: Mapping[str, str]
+    reference_configs: str | None
+    random_seed: int | None
+
+    @classmethod
+    def from_mapping(cls, raw: Mapping[str, Any]) -> MergingSpec:
+        def method(name: str, entry: Any) -> MethodSpec:
+            spec = _build(MethodSpec, entry, name=name)
+            return replace(spec, base_runs=_mapping(spec.base_runs), setups=_tuple(spec.setups))
+
+        return _build(
+            cls,
+            raw,
+            methods=Table(raw["methods"], method),
+            setups=_tuple(raw["setups"]),
+            subsets=_tuple(_key(raw, "merging", "subsets")),
+        )
+
+
+@dataclass(frozen=True)
+class ReportSpec:
+    SCHEMA: ClassVar[tuple[str, ...]] = ("report",)
+    method_spread: float
+    confidence: float
+    bootstrap_resamples: int
+    bootstrap_seed: int
+
+
+@dataclass(frozen=True)
+class ReleasedSpec:
+    """The authors' published checkpoints a released study fetches instead of training."""
+
+    SCHEMA: ClassVar[tuple[str, ...]] = ("released",)
+    revision: str
+    models: Mapping[str, str]  # run -> Hub id
+
+
+@dataclass(frozen=True)
+class ResourcesSpec:
+    SCHEMA: ClassVar[tuple[str, ...]] = ("resources",)
+    gpus: Mapping[str, int]  # training job kind (base, language, multilingual) -> GPUs (0 = CPU)
+    flops_per_second: float
+    threads: int
+    mem_mb: int
+
+
+@dataclass(frozen=True)
 class Study:
-    """A validated study config."""
+    """A validated study config, every section typed. `raw` is the validated mapping itself, kept
+    only to project job specs from (growup.study.job_spec); no verb reads values from it."""
 
     name: str
     seed: int
@@ -425,7 +606,11 @@ class Study:
     model: ModelSpec
     training: TrainingSpec
     data: DataSpec
-    evaluation: Mapping[str, Any]
+    evaluation: EvaluationSpec
+    merging: MergingSpec
+    report: ReportSpec
+    released: ReleasedSpec | None
+    resources: ResourcesSpec
     raw: Mapping[str, Any]
 
     @classmethod
@@ -473,16 +658,22 @@ class Study:
 
     @classmethod
     def _build(cls, config: Mapping[str, Any]) -> Study:
-        tokenizer, hub = config["tokenizer"], config.get("hub")
+        tokenizer = config["tokenizer"]
         return cls(
             name=config["study"],
             seed=config["seed"],
-            hub_root=None if hub is None else hub.get("root"),
-            tokenizer=_build(TokenizerSpec, tokenizer, train_on=_tuple(tokenizer.get("train_on", ()))),
+            hub_root=_key(_mapping(_key(config, "hub")), "hub", "root"),
+            tokenizer=_build(
+                TokenizerSpec, tokenizer, train_on=_tuple(_key(tokenizer, "tokenizer", "train_on"))
+            ),
             model=_build(ModelSpec, config["model"]),
             training=TrainingSpec.from_mapping(config["training"]),
             data=DataSpec.from_mapping(config["data"]),
-            evaluation=config["evaluation"],
+            evaluation=EvaluationSpec.from_mapping(config["evaluation"]),
+            merging=MergingSpec.from_mapping(config["merging"]),
+            report=_build(ReportSpec, config["report"]),
+            released=_optional(ReleasedSpec, _key(config, "released")),
+            resources=_build(ResourcesSpec, config["resources"]),
             raw=config,
         )
 
@@ -491,11 +682,11 @@ class Table(Mapping[str, Any]):
     """A config mapping whose entries become typed specs when read (so a job spec that holds
     only some entries still builds)."""
 
-    def __init__(self, source: Mapping[str, Any], build: Callable[[Any], Any]) -> None:
+    def __init__(self, source: Mapping[str, Any], build: Callable[[str, Any], Any]) -> None:
         self._source, self._build = source, build
 
     def __getitem__(self, key: str) -> Any:
-        return self._build(self._source[key])
+        return self._build(key, self._source[key])
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._source)

@@ -12,19 +12,23 @@ from pathlib import Path
 from typing import Any
 
 
-def _read_umask() -> int:
-    mask = os.umask(0)
+def current_umask() -> int:
+    """The process umask now. Linux states it in /proc/self/status, read without changing it;
+    elsewhere it is set and restored at once (os.umask has no read-only form)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o077)
     os.umask(mask)
     return mask
 
 
-UMASK = _read_umask()  # read once: os.umask is process-wide, other threads may be creating files
-
-
 def _as_created(path: Path, directory: bool = False) -> None:
-    """Give a temp file or folder the mode a plain open()/mkdir() would (mkstemp makes 0600/0700,
-    which would leave results unreadable to the rest of a shared group)."""
-    os.chmod(path, (0o777 if directory else 0o666) & ~UMASK)
+    """Give a temp file or folder the mode a plain open()/mkdir() would under the umask in force
+    now (mkstemp makes 0600/0700, which would leave results unreadable to the rest of a shared
+    group); read at each write, so a umask set after import is honoured."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~current_umask())
 
 
 @contextlib.contextmanager

@@ -24,7 +24,15 @@ from pathlib import Path
 from typing import Any
 
 from growup.checks import check_config, few, problem_line
-from growup.config import CODE_DATASET, ENGLISH_DATASETS, Study, project, replay_dataset, resolve_config
+from growup.config import (
+    CODE_DATASET,
+    ENGLISH_DATASETS,
+    MergingSpec,
+    Study,
+    project,
+    replay_dataset,
+    resolve_config,
+)
 from growup.errors import ConfigError, GrowupError
 from growup.paths import METHOD_NAME, path_part, under_root
 
@@ -178,13 +186,12 @@ def released_runs(study: Study) -> list[str]:
 def grid_problems(study: Study) -> list[str]:
     """Config values that must name runs of this study's grid (`merging.base`, methods'
     `base_runs`, `released.models`, `merging.subsets`), one short line each."""
-    raw = study.raw
-    merging = raw["merging"]
+    merging = study.merging
     runs = [*trained_runs(study), ENGLISH_CLONE]
     problems = []
-    if raw.get("released"):
+    if study.released:
         runs = released_runs(study)
-        models = raw["released"]["models"]
+        models = study.released.models
         missing, unknown = [r for r in runs if r not in models], sorted(set(models) - set(runs))
         if missing or unknown:
             problems.append(
@@ -195,17 +202,17 @@ def grid_problems(study: Study) -> list[str]:
                     few(runs),
                 )
             )
-    bases = [(f"merging.base.{setup}", run) for setup, run in merging["base"].items()]
+    bases = [(f"merging.base.{setup}", run) for setup, run in merging.base.items()]
     bases += [
         (f"merging.methods.{name}.base_runs.{setup}", run)
-        for name, entry in merging["methods"].items()
-        for setup, run in ((entry or {}).get("base_runs") or {}).items()
+        for name, entry in merging.methods.items()
+        for setup, run in entry.base_runs.items()
     ]
     problems += [
         problem_line(key, run, "not a run of this study", few(runs)) for key, run in bases if run not in runs
     ]
-    langs = list(raw["data"]["languages"])
-    for i, subset in enumerate(merging.get("subsets") or []):
+    langs = list(study.data.language_codes)
+    for i, subset in enumerate(merging.subsets or []):
         parts = subset.split(SUBSET_SEPARATOR)
         if any(p not in langs for p in parts) or len(set(parts)) != len(parts):
             problems.append(
@@ -285,14 +292,14 @@ class Merge:
         return cls(setup, method, languages)
 
 
-def merging(study: Study) -> Mapping[str, Any]:
-    return study.raw["merging"]
+def merging(study: Study) -> MergingSpec:
+    return study.merging
 
 
 def language_subsets(study: Study) -> list[tuple[str, ...]]:
     """Subsets in the config's language order: explicit ones, or all of size >= min_languages."""
     langs = study.data.language_codes
-    explicit = merging(study).get("subsets")
+    explicit = merging(study).subsets
     if explicit:
         subsets = [tuple(s.split(SUBSET_SEPARATOR)) for s in explicit]
         for subset in subsets:
@@ -303,7 +310,7 @@ def language_subsets(study: Study) -> list[tuple[str, ...]]:
                     f"distinct study languages with {SUBSET_SEPARATOR!r}; languages: {list(langs)}"
                 )
         return [tuple(sorted(s, key=langs.index)) for s in subsets]
-    low = merging(study).get("min_languages", 2)
+    low = merging(study).min_languages
     return [c for k in range(low, len(langs) + 1) for c in itertools.combinations(langs, k)]
 
 
@@ -311,12 +318,11 @@ def merge_grid(study: Study) -> list[Merge]:
     """Every merge of the study, in a fixed order (setup, method, subset); a method entry with
     `setups` runs for those setups only."""
     cfg = merging(study)
-    setups = cfg.get("setups", list(SETUPS))
     return [
         Merge(s, m, sub)
-        for s in setups
-        for m, entry in cfg["methods"].items()
-        if s in ((entry or {}).get("setups") or setups)
+        for s in cfg.setups
+        for m, entry in cfg.methods.items()
+        if s in (entry.setups or cfg.setups)
         for sub in language_subsets(study)
     ]
 
@@ -356,7 +362,7 @@ def _train(study: Study, run: str) -> list[str]:
 def _merge(study: Study, setup: str, method: str, subset: str) -> list[str]:
     keys = ("weight", "dtype", "parameters", "random_seed", "reference_configs")
     reads = [f"merging.methods.{method}", f"merging.base.{setup}", *(f"merging.{key}" for key in keys)]
-    if study.raw["merging"].get("reference_configs"):  # the authors' files name runs by Hub id
+    if study.merging.reference_configs:  # the authors' files name runs by Hub id
         reads.append("released.models")
     return [*reads, LANGUAGE_CODES]
 

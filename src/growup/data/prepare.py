@@ -80,7 +80,7 @@ def budgets(study: Study, raw_dir: str | os.PathLike[str], out: str | os.PathLik
 def budget_table(study: Study, chars: dict[str, int]) -> dict[str, Any]:
     """The content of data/unimax.json from each language's character count (see `budgets`)."""
     alloc = unimax(chars, study.data.char_budget, study.data.max_epochs)
-    fixed = study.raw["data"].get("fixed_schedule") or {}
+    fixed = study.data.fixed_schedule
     languages = {}
     for lang, a in alloc.items():
         entry = {"characters": a.characters, "budget": a.budget, "epochs": a.epochs, "source": "unimax"}
@@ -159,4 +159,4 @@ def pack_dataset(
 
 def packing_separator(study: Study) -> str:
     """Config key `data.packing.separator`: eos after (default) or bos before every document."""
-    return study.raw["data"]["packing"].get("separator", "eos")
+    return study.data.separator

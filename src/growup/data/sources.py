@@ -183,10 +183,10 @@ def load_eval_set(study: Study, name: str, language: str | None = None) -> Any:
     (a study language or `eng`), English BLiMP single-error, or minimal-pair mParaRel."""
     if name not in EVAL_SETS:
         raise GrowupError(f"unknown evaluation set {name!r}; allowed: {list(EVAL_SETS)}")
-    entry = study.evaluation.get(name)
-    if not entry:
+    entry = study.evaluation.dataset(name)
+    if entry is None:
         raise GrowupError(f"evaluation set {name!r} is not configured (config key 'evaluation.{name}' is null)")
-    config = entry.get("config")
+    config = entry.config
     if name == "multiblimp":
         if language is None:
             raise GrowupError("MultiBLiMP needs a language: a study language code or 'eng'")
@@ -194,4 +194,4 @@ def load_eval_set(study: Study, name: str, language: str | None = None) -> Any:
         if language not in codes:
             raise GrowupError(f"no MultiBLiMP language for {language!r}; configured: {sorted(codes)}")
         config = codes[language]
-    return hub.load_dataset(entry["hub_id"], config, entry["split"], study.hub_root, entry.get("revision"))
+    return hub.load_dataset(entry.hub_id, config, entry.split, study.hub_root, entry.revision)

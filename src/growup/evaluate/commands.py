@@ -48,10 +48,8 @@ def tidy(args: argparse.Namespace) -> None:
     """`growup eval tidy`: every result file into one CSV row per metric, with intervals."""
     study = load_job(args.spec, args.configfile, "eval tidy")
     iso = {lang.multiblimp: lang.code for lang in study.data.languages}
-    rep = study.raw["report"]
-    rows, pairs = collect(
-        args.evals, iso, rep["confidence"], rep["bootstrap_resamples"], rep["bootstrap_seed"]
-    )
+    rep = study.report
+    rows, pairs = collect(args.evals, iso, rep.confidence, rep.bootstrap_resamples, rep.bootstrap_seed)
     write_csv(rows, args.out)
     pairs.save(args.pairs)
     log.info("wrote %d rows to %s", len(rows), args.out)

@@ -46,17 +46,17 @@ def study_tasks(study: Study) -> list[str]:
     """The task names the study evaluates, from config."""
     ev = study.evaluation
     mb = [f"multiblimp_{lang.multiblimp}" for lang in study.data.languages] + ["multiblimp_eng"]
-    if ev.get("multiblimp_languages") is not None:
-        mb = [f"multiblimp_{code}" for code in ev["multiblimp_languages"]]
-    tasks = [*mb, "growup_blimp_single_error"] if ev.get("blimp") else mb
-    return [*tasks, "growup_mpararel"] if ev.get("mpararel") else tasks
+    if ev.multiblimp_languages is not None:
+        mb = [f"multiblimp_{code}" for code in ev.multiblimp_languages]
+    tasks = [*mb, "growup_blimp_single_error"]
+    return [*tasks, "growup_mpararel"] if ev.mpararel else tasks
 
 
 def run_tasks(study: Study, run: str) -> list[str]:
     """A trained run's tasks: every task, or, with `evaluation.every_language: false`, a language
     run's own MultiBLiMP and the English tasks (no figure, table or claim reads the others)."""
     kind, lang, _ = parse_run(study, run)
-    if kind == "language" and not study.evaluation.get("every_language", True):
+    if kind == "language" and not study.evaluation.every_language:
         return merge_tasks(study, (lang,))
     return study_tasks(study)
 
@@ -91,17 +91,16 @@ def task_config(manager: Any, study: Study, task: str) -> dict[str, Any]:
     cfg = copy.deepcopy(entry.cfg)
     ev = study.evaluation
     if task.startswith("multiblimp_"):
-        source = ev["multiblimp"]
+        source = ev.multiblimp
     else:
-        source = ev["blimp"] if task == "growup_blimp_single_error" else ev.get("mpararel")
-        if not source:
+        source = ev.blimp if task == "growup_blimp_single_error" else ev.mpararel
+        if source is None:
             raise GrowupError(f"task {task!r} needs config key 'evaluation.{task.split('_', 1)[1]}'")
-        cfg["dataset_name"] = source.get("config")
-        good, bad = source.get("good_column", "sentence_good"), source.get("bad_column", "sentence_bad")
-        cfg["doc_to_choice"] = "{{[" + good + ", " + bad + "]}}"
-    cfg["dataset_path"] = hub.resolve(source["hub_id"], study.hub_root)
-    cfg["test_split"] = source.get("split", cfg.get("test_split"))
-    revision = source.get("revision") if cfg["dataset_path"] == source["hub_id"] else None
+        cfg["dataset_name"] = source.config
+        cfg["doc_to_choice"] = "{{[" + source.good_column + ", " + source.bad_column + "]}}"
+    cfg["dataset_path"] = hub.resolve(source.hub_id, study.hub_root)
+    cfg["test_split"] = source.split
+    revision = source.revision if cfg["dataset_path"] == source.hub_id else None
     cfg["custom_dataset"] = read_benchmark(
         task, cfg["dataset_path"], cfg.get("dataset_name"), cfg["test_split"], choice_columns(cfg), revision
     )
@@ -284,13 +283,13 @@ def _lm_class() -> type:
 
 def make_lm(model: Any, tokenizer: Any, study: Study) -> Any:
     """An lm-eval LM around an in-memory model, with the configured prefix and batch size."""
-    prefix = study.evaluation.get("prefix", "eos")
+    prefix = study.evaluation.prefix
     if prefix not in PREFIXES:
         raise GrowupError(f"config key 'evaluation.prefix' is {prefix!r}; allowed: {list(PREFIXES)}")
     prefix_id = {"eos": tokenizer.eos_token_id, "bos": tokenizer.bos_token_id, "none": None}[prefix]
     if prefix != "none" and prefix_id is None:
         raise GrowupError(f"config key 'evaluation.prefix' is {prefix!r} but the tokenizer has no such token")
-    batch = study.evaluation.get("batch_size", "auto")
+    batch = study.evaluation.batch_size
     if batch == "auto" and not torch.cuda.is_available():
         batch = 64  # lm-eval's auto batch size probes GPU memory; a fixed size suits CPUs
     device = "cuda" if torch.cuda.is_available() else "cpu"

@@ -69,8 +69,8 @@ def evaluate_checkpoint(
     atomically."""
     out = eval_dir(out_root, model_name, step, out_dir)  # names checked, stays under its root
     tasks = tasks or study_tasks(study)
-    limit = limit if limit is not None else study.evaluation.get("limit")
-    model = load_checkpoint(checkpoint, dtype=study.evaluation.get("dtype", "auto"))
+    limit = limit if limit is not None else study.evaluation.limit
+    model = load_checkpoint(checkpoint, dtype=study.evaluation.dtype)
     tokenizer = AutoTokenizer.from_pretrained(str(checkpoint))
     results = evaluate(make_lm(model, tokenizer, study), study, tasks, limit)
     card = read_card(checkpoint)
@@ -82,7 +82,7 @@ def evaluate_checkpoint(
         "flops": card.get("flops", 0),
         "parent_tokens": card.get("parent_tokens", 0),
         "parent_flops": card.get("parent_flops", 0),
-        "prefix": study.evaluation.get("prefix", "eos"),
+        "prefix": study.evaluation.prefix,
         "limit": limit,
     }
     with atomic_dir(out) as tmp:

@@ -17,7 +17,7 @@ log = logging.getLogger("growup")
 def configs(args: argparse.Namespace) -> None:
     """`growup merge configs`: every merge of the grid as a mergekit YAML."""
     study = load_job(args.spec, args.configfile, "merge configs")
-    seed = study.raw["merging"].get("random_seed")
+    seed = study.merging.random_seed
     merges = merge_grid(study)
     for merge in merges:
         config = grid.merge_config(study, merge, args.checkpoints)
@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> None:
     """`growup merge run`: one merge's YAML, run in-process by mergekit."""
     job = {"setup": args.setup, "method": args.method, "subset": args.subset}
     study = load_job(args.spec, args.configfile, "merge run", **job)
-    seed = study.raw["merging"].get("random_seed")
+    seed = study.merging.random_seed
     merge = Merge.parse(study, args.setup, args.method, args.subset)
     config = grid.merge_config(study, merge, args.checkpoints)
     out = run_merge(

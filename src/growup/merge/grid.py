@@ -26,8 +26,8 @@ from growup.study import merge_grid as merge_grid
 def task_vector_base(study: Study, setup: str, method: str | None = None) -> str:
     """The run whose weights are the task-vector base of a setup: the method entry's `base_runs`
     (a merge-base ablation), else config `merging.base`."""
-    entry = merging(study)["methods"].get(method) or {} if method else {}
-    return (entry.get("base_runs") or {}).get(setup) or merging(study)["base"][setup]
+    entry = merging(study).methods.get(method) if method else None
+    return (entry.base_runs.get(setup) if entry is not None else None) or merging(study).base[setup]
 
 
 def model_reference(run: str, checkpoints: str | os.PathLike[str]) -> str:
@@ -48,32 +48,32 @@ def merge_config(
     With `merging.reference_configs` set, method, parameters, base model, dtype and model order
     come from the authors' file of that merge; otherwise from the keys of `merging`.
     """
-    if merging(study).get("reference_configs"):
+    if merging(study).reference_configs:
         return reference_merge_config(study, merge, checkpoints, reference)
     cfg = merging(study)
-    method = cfg["methods"].get(merge.method)
+    method = cfg.methods.get(merge.method)
     if method is None:
         raise GrowupError(
-            f"unknown merge method {merge.method!r}; config key 'merging.methods' has {list(cfg['methods'])}"
+            f"unknown merge method {merge.method!r}; config key 'merging.methods' has {list(cfg.methods)}"
         )
     models = [
         {
             "model": reference(f"{lang}-{merge.setup}", checkpoints),
-            "parameters": {"weight": cfg["weight"], **(method.get("model_parameters") or {})},
+            "parameters": {"weight": cfg.weight, **(method.model_parameters or {})},
         }
         for lang in merge.subset
     ]
-    config: dict[str, Any] = {"merge_method": method.get("method") or merge.method}
-    if method.get("base"):
+    config: dict[str, Any] = {"merge_method": method.merge_method}
+    if method.base:
         config["base_model"] = reference(task_vector_base(study, merge.setup, merge.method), checkpoints)
-    config.update(models=models, parameters=dict(cfg.get("parameters") or {}), dtype=cfg["dtype"])
+    config.update(models=models, parameters=dict(cfg.parameters), dtype=cfg.dtype)
     return config
 
 
 def reference_file(study: Study, merge: Merge) -> Path:
     """The authors' file of a merge: `<method>_<setup>_<languages>.yaml` (setup 1x-cloned written
     1x_cloned, languages in alphabetical order), under `merging.reference_configs`."""
-    folder = Path(str(merging(study)["reference_configs"])).expanduser()
+    folder = Path(str(merging(study).reference_configs)).expanduser()
     name = f"{merge.method}_{merge.setup.replace('-', '_')}_{'_'.join(sorted(merge.subset))}.yaml"
     path = folder / name
     if not path.is_file():
@@ -87,7 +87,7 @@ def reference_file(study: Study, merge: Merge) -> Path:
 
 def run_of_hub_id(study: Study) -> dict[str, str]:
     """Hub id -> run name, from `released.models` (how the authors' files name each run)."""
-    models = (study.raw.get("released") or {}).get("models") or {}
+    models = study.released.models if study.released is not None else {}
     if not models:
         raise GrowupError("config key 'merging.reference_configs' needs 'released.models' (run -> Hub id)")
     return {hub_id: run for run, hub_id in models.items()}

@@ -112,18 +112,12 @@ def run_merge(
         quiet=True,
         trust_remote_code=False,
     )
-    previous = os.environ.get("HF_HUB_OFFLINE")
-    os.environ["HF_HUB_OFFLINE"] = "1"  # local paths only: never reach for the Hub
-    try:
-        with atomic_dir(out) as tmp:
-            mergekit_run(merge_config, str(tmp), options=options)
-            _unresolve(tmp, config, resolved, Path(out).name)
-            write_checksums(tmp)
-    finally:
-        if previous is None:
-            os.environ.pop("HF_HUB_OFFLINE", None)
-        else:
-            os.environ["HF_HUB_OFFLINE"] = previous
+    # offline without touching the process environment: resolve_paths checked that every model
+    # is a local folder, and mergekit asks the Hub only for a path that does not exist
+    with atomic_dir(out) as tmp:
+        mergekit_run(merge_config, str(tmp), options=options)
+        _unresolve(tmp, config, resolved, Path(out).name)
+        write_checksums(tmp)
     return Path(out)
 
 

@@ -71,14 +71,17 @@ def init_model(config: LlamaConfig, seed: int, scaling: str = "none") -> LlamaFo
     """
     if scaling not in INIT_SCALINGS:
         raise GrowupError(f"config key 'model.init_scaling' is {scaling!r}; allowed: {list(INIT_SCALINGS)}")
-    torch.manual_seed(seed)
-    model = LlamaForCausalLM(config).eval()
-    if scaling == "num_layers":
-        std = output_init_std(config.initializer_range, config.num_hidden_layers)
-        with torch.no_grad():
-            for layer in model.model.layers:
-                layer.self_attn.o_proj.weight.normal_(0.0, std)
-                layer.mlp.down_proj.weight.normal_(0.0, std)
+    # transformers initialises from the global torch RNG: seed a forked copy of it, so the
+    # caller's random stream is the same after this call as before
+    with torch.random.fork_rng(devices=[]):  # the CPU stream only: init runs on the CPU
+        torch.default_generator.manual_seed(seed)
+        model = LlamaForCausalLM(config).eval()
+        if scaling == "num_layers":
+            std = output_init_std(config.initializer_range, config.num_hidden_layers)
+            with torch.no_grad():
+                for layer in model.model.layers:
+                    layer.self_attn.o_proj.weight.normal_(0.0, std)
+                    layer.mlp.down_proj.weight.normal_(0.0, std)
     return model
 
 

@@ -84,10 +84,12 @@ def save_checkpoint(
     out: str | os.PathLike[str],
     lineage: dict[str, Any],
     tokenizer_src: str | os.PathLike[str] | None = None,
+    state_dict: dict[str, Any] | None = None,
 ) -> Path:
-    """Write `model` (safetensors), its tokenizer, card and checksums to `out`, atomically."""
+    """Write `model` (safetensors; `state_dict` when given, e.g. gathered from FSDP shards), its
+    tokenizer, card and checksums to `out`, atomically."""
     with atomic_dir(out) as tmp:
-        model.save_pretrained(tmp)
+        model.save_pretrained(tmp, state_dict=state_dict)
         copy_tokenizer(tokenizer_src, tmp)
         write_card(tmp, lineage)
         write_checksums(tmp)

@@ -20,7 +20,7 @@ from transformers import AutoConfig
 
 from growup import hub
 from growup.accounting import Lineage, planned_lineage, start_lineage
-from growup.config import Study
+from growup.config import Study, schema_default
 from growup.errors import GrowupError
 from growup.integrity import write_checksums
 from growup.io import atomic_dir
@@ -38,10 +38,10 @@ CODE_FILES = ["*.py", "*.pyc", "*.so", "*.pyd", "*.sh", "*.exe", "*.dll", "*.dyl
 
 def released_models(study: Study) -> dict[str, str]:
     """Run name -> Hub id from config key `released.models`; every needed run must have one."""
-    section = study.raw.get("released")
-    if not section:
+    section = study.released
+    if section is None:
         raise GrowupError("config key 'released' is not set: use config/released.yaml (or extend it)")
-    models = dict(section.get("models") or {})
+    models = dict(section.models)
     needed = released_runs(study)
     missing = [r for r in needed if r not in models]
     unknown = sorted(set(models) - set(needed))
@@ -91,7 +91,9 @@ def check_architecture(study: Study, run: str, folder: Path, hub_id: str) -> Non
 def download(study: Study, hub_id: str, dest: Path) -> None:
     """A Hub model repository's files into dest: copied from the local root, or downloaded."""
     root = hub.hub_root(study.hub_root)
-    revision = (study.raw.get("released") or {}).get("revision", "main")
+    revision = (
+        study.released.revision if study.released is not None else schema_default("released", "revision")
+    )
     if root is not None:
         src = root / hub_id
         if not src.is_dir():

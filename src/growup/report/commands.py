@@ -27,14 +27,14 @@ def tables(args: argparse.Namespace) -> None:
 def claims(args: argparse.Namespace) -> None:
     """`growup report claims`: results/claims.md from the tidy table and the per-pair verdicts."""
     study = load_job(args.spec, args.configfile, "report claims")
-    rep = study.raw["report"]
+    rep = study.report
     text = claims_markdown(
         load(args.evals_csv),
         Pairs.load(args.pairs),
-        confidence=rep["confidence"],
-        resamples=rep["bootstrap_resamples"],
-        seed=rep["bootstrap_seed"],
-        spread=rep["method_spread"],
+        confidence=rep.confidence,
+        resamples=rep.bootstrap_resamples,
+        seed=rep.bootstrap_seed,
+        spread=rep.method_spread,
         study=study.name,
     )
     atomic_write_text(args.out, text)

@@ -19,13 +19,14 @@ import logging
 import os
 from itertools import combinations
 from pathlib import Path
+from typing import Any
 
 import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 from matplotlib.transforms import Bbox
 
 from growup.errors import GrowupError
@@ -38,17 +39,23 @@ from growup.study import FIGURES, MULTILINGUAL, SETUPS, load_job, setup_start
 log = logging.getLogger(__name__)
 COLORS = {"1x": "#4C72B0", "1x-cloned": "#DD8452", "2x": "#55A868"}
 BAND_ALPHA = 0.18
-plt.rcParams.update(
-    {
-        "figure.dpi": 110,
-        "axes.spines.top": False,
-        "axes.spines.right": False,
-        "axes.grid": True,
-        "grid.alpha": 0.3,
-        "font.size": 9,
-        "svg.hashsalt": "growup",
-    }
-)
+# applied while a figure is drawn and saved (draw, render), never to the importing process
+STYLE = {
+    "figure.dpi": 110,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "font.size": 9,
+    "svg.hashsalt": "growup",
+}
+
+
+def _subplots(*grid: int, figsize: tuple[float, float], **kw: Any) -> tuple[Figure, Any]:
+    """A figure and its axes on an Agg canvas of its own: no pyplot state, no global backend."""
+    fig = Figure(figsize=figsize, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(*grid, **{k: v for k, v in kw.items() if k != "layout"})
 
 
 def curve(df: pd.DataFrame, run: str, setup: str, task_filter) -> pd.DataFrame:
@@ -68,15 +75,15 @@ def curve(df: pd.DataFrame, run: str, setup: str, task_filter) -> pd.DataFrame:
     return points.sort_values("tokens")
 
 
-def _line(ax: plt.Axes, x: pd.Series, c: pd.DataFrame, setup: str) -> None:
+def _line(ax: Axes, x: pd.Series, c: pd.DataFrame, setup: str) -> None:
     ax.plot(x, c["value"], "o-", ms=3, color=COLORS[setup], label=setup)
     if c["low"].notna().all():
         ax.fill_between(x, c["low"], c["high"], color=COLORS[setup], alpha=BAND_ALPHA, lw=0)
 
 
-def data_efficiency(df: pd.DataFrame) -> plt.Figure:
+def data_efficiency(df: pd.DataFrame) -> Figure:
     langs = sorted(df.loc[df["kind"] == "language", "run_language"].dropna().unique())
-    fig, axes = plt.subplots(
+    fig, axes = _subplots(
         len(langs), 2, figsize=(8, 0.4 + 2.0 * len(langs)), squeeze=False, sharey="row", layout="constrained"
     )
     for row, lang in zip(axes, langs, strict=True):
@@ -100,20 +107,18 @@ def data_efficiency(df: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def _legend(fig: plt.Figure, ax: plt.Axes) -> None:
+def _legend(fig: Figure, ax: Axes) -> None:
     """One legend for the figure, above the panels, where it hides no curve or band."""
     handles, labels = ax.get_legend_handles_labels()
     if handles:
         fig.legend(handles, labels, loc="outside upper center", ncol=len(labels), frameon=False, fontsize=8)
 
 
-def english_retention(df: pd.DataFrame) -> plt.Figure:
+def english_retention(df: pd.DataFrame) -> Figure:
     benches = [("blimp", "English BLiMP (single error)"), ("multiblimp", "MultiBLiMP eng")]
     present = set(metric(df[df["language"] == "eng"])["benchmark"])
     benches = [b for b in benches if b[0] in present] or benches
-    fig, axes = plt.subplots(
-        1, len(benches), figsize=(4 * len(benches), 3), squeeze=False, layout="constrained"
-    )
+    fig, axes = _subplots(1, len(benches), figsize=(4 * len(benches), 3), squeeze=False, layout="constrained")
     runs = df[df["kind"] == "language"]
     for ax, (bench, title) in zip(axes[0], benches, strict=True):
         english = lambda r, bench=bench: (r["benchmark"] == bench) & (r["language"] == "eng")  # noqa: E731
@@ -134,7 +139,7 @@ def english_retention(df: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def merge_heatmaps(df: pd.DataFrame) -> plt.Figure:
+def merge_heatmaps(df: pd.DataFrame) -> Figure:
     """One row per setup (the subsets on a shared x axis, labelled once at the bottom), cells
     sized so that a value fits, and one colour scale for every panel."""
     table = merge_table(df)
@@ -146,11 +151,11 @@ def merge_heatmaps(df: pd.DataFrame) -> plt.Figure:
     longest = max((len(s) for s in subsets), default=4)
     width = 1.6 + 0.1 * max((len(m) for m in methods), default=4) + 0.42 * max(len(subsets), 3)
     height = 0.5 + len(setups) * (0.45 + 0.28 * max(len(methods), 1)) + 0.065 * longest
-    fig, axes = plt.subplots(
+    fig, axes = _subplots(
         len(setups), 1, figsize=(max(width, 4.5), height), squeeze=False, sharex=True, layout="constrained"
     )
     vmin, vmax = (table["target_acc"].min(), table["target_acc"].max()) if not table.empty else (0, 1)
-    cmap, im = plt.get_cmap("viridis"), None
+    cmap, im = matplotlib.colormaps["viridis"], None
     for ax, setup in zip(axes[:, 0], setups, strict=True):
         grid = (
             table[table["setup"] == setup]
@@ -179,7 +184,7 @@ def merge_heatmaps(df: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def merged_vs_joint(df: pd.DataFrame) -> plt.Figure:
+def merged_vs_joint(df: pd.DataFrame) -> Figure:
     table = merge_table(df)
     full = table[table["languages"] == table["languages"].max()] if not table.empty else table
     joint_rows = final_rows(
@@ -192,7 +197,7 @@ def merged_vs_joint(df: pd.DataFrame) -> plt.Figure:
         for setup, rows in joint_rows.groupby("setup")
     }
     methods = sorted(full["method"].unique()) if not full.empty else []
-    fig, ax = plt.subplots(figsize=(7, 3.4), layout="constrained")
+    fig, ax = _subplots(figsize=(7, 3.4), layout="constrained")
     width = 0.8 / (len(methods) + 1)
     for i, setup in enumerate(SETUPS):
         bars = []
@@ -210,7 +215,7 @@ def merged_vs_joint(df: pd.DataFrame) -> plt.Figure:
                 i + j * width,
                 value,
                 width,
-                color="black" if is_joint else plt.cm.tab10(j),
+                color="black" if is_joint else matplotlib.colormaps["tab10"](j),
                 label=(("joint multilingual" if is_joint else methods[j]) if i == 0 else None),
                 yerr=None if np.isnan(low) else [[value - low], [high - value]],
                 error_kw={"elinewidth": 0.8, "capsize": 1.5, "ecolor": "0.4"},
@@ -222,7 +227,7 @@ def merged_vs_joint(df: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def _texts(fig: plt.Figure) -> list[tuple[str, matplotlib.text.Text, int]]:
+def _texts(fig: Figure) -> list[tuple[str, matplotlib.text.Text, int]]:
     """Every drawn, non-empty text of the figure with a name and the index of its axes: tick labels
     (those inside the view), axis labels, titles, legend entries, annotations."""
     found = []
@@ -253,7 +258,7 @@ def _texts(fig: plt.Figure) -> list[tuple[str, matplotlib.text.Text, int]]:
     return found
 
 
-def layout_problems(fig: plt.Figure, tolerance: float = 0.5) -> list[str]:
+def layout_problems(fig: Figure, tolerance: float = 0.5) -> list[str]:
     """Labels the drawn figure clips at its canvas edge, draws over one another, or draws over
     another panel (a list of sentences; empty when the layout is readable). `tolerance`: pixels."""
     fig.canvas.draw()
@@ -290,27 +295,29 @@ def layout_problems(fig: plt.Figure, tolerance: float = 0.5) -> list[str]:
 DRAW = {f.__name__: f for f in (data_efficiency, english_retention, merge_heatmaps, merged_vs_joint)}
 
 
-def draw(name: str, df: pd.DataFrame) -> plt.Figure:
+def draw(name: str, df: pd.DataFrame) -> Figure:
+    """Figure `name`, drawn under the study's STYLE (scoped: the caller's settings are untouched)."""
     if name not in FIGURES:
         raise GrowupError(f"unknown figure {name!r}; figures: {list(FIGURES)}")
-    return DRAW[name](df)
+    with matplotlib.rc_context(STYLE):
+        return DRAW[name](df)
 
 
 def render(name: str, df: pd.DataFrame, out_dir: str | os.PathLike[str]) -> list[Path]:
     """Draw figure `name` and write <out_dir>/<name>.pdf and .png (byte-stable metadata); a label
     clipped or overlapping is logged as a warning."""
-    fig = draw(name, df)
-    for problem in layout_problems(fig):
-        log.warning("figure %s: %s", name, problem)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for ext, meta in (("pdf", {"CreationDate": None, "ModDate": None}), ("png", {"Software": None})):
-        path = out_dir / f"{name}.{ext}"
-        with atomic_file(path) as tmp:
-            fig.savefig(tmp, format=ext, metadata=meta)
-        paths.append(path)
-    plt.close(fig)
+    with matplotlib.rc_context(STYLE):
+        fig = draw(name, df)
+        for problem in layout_problems(fig):
+            log.warning("figure %s: %s", name, problem)
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for ext, meta in (("pdf", {"CreationDate": None, "ModDate": None}), ("png", {"Software": None})):
+            path = out_dir / f"{name}.{ext}"
+            with atomic_file(path) as tmp:
+                fig.savefig(tmp, format=ext, metadata=meta)
+            paths.append(path)
     return paths
 
 

@@ -15,7 +15,6 @@ from growup.config import Study
 from growup.errors import GrowupError
 from growup.study import trained_runs
 from growup.train.gpus import DEFAULT_GPU, DEFAULT_MFU, GPUS
-from growup.train.gpus import device_peak_flops as device_peak_flops  # train.loop's MFU reads it here
 from growup.train.runs import run_gpus
 
 

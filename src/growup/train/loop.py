@@ -35,18 +35,19 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from growup.accounting import token_cost
+from growup.accounting import Lineage, token_cost
 from growup.config import Study
 from growup.data.packing import PackedDataset
 from growup.errors import GrowupError
 from growup.io import atomic_dir
 from growup.models import attention
 from growup.models.checkpoint import copy_tokenizer, load_checkpoint, read_card, save_checkpoint
+from growup.train.gpus import device_peak_flops
 from growup.train.loss import causal_lm_loss, lm_loss
 from growup.train.mixture import Mixture
 from growup.train.runs import RunSpec, run_spec
 from growup.train.schedule import wsd_lr
-from growup.train.state import load_state, save_state, set_rng_state, truncate_jsonl
+from growup.train.state import load_state, save_state, truncate_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -93,9 +94,7 @@ class StopFlag:
 
 
 def peak_flops(study: Study) -> float | None:
-    """The GPU's peak for MFU: config key training.peak_flops, else growup.train.budget's table."""
-    from growup.train.budget import device_peak_flops
-
+    """The GPU's peak for MFU: config key training.peak_flops, else growup.train.gpus' table."""
     if study.training.peak_flops:
         return study.training.peak_flops
     return device_peak_flops(torch.cuda.get_device_name()) if torch.cuda.is_available() else None
@@ -207,6 +206,38 @@ def optimizer_step(
     return accelerator.reduce(loss_sum, reduction="mean").item(), float(grad_norm)
 
 
+@dataclass
+class Run:
+    """What every step of one run shares, made once by `setup` (litgpt's pretrain.py split:
+    setup, fit, one training step, save)."""
+
+    study: Study
+    name: str
+    spec: RunSpec
+    init: Path
+    layout: Layout
+    accelerator: Any
+    net: nn.Module
+    optimizer: torch.optim.Optimizer
+    mixture: Mixture
+    accum: int
+    start: int  # the last step already done (0, or the step of a resumed state)
+    last: int  # the last step this call trains
+    flops_per_token: float
+    flops_6n_per_token: float
+    lineage: dict[str, Any]  # the card fields every checkpoint of the run shares
+
+    def batches(self, step: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """This process's micro-batches of `step`: a function of the step alone, so a resumed
+        run reads exactly what an uninterrupted one would."""
+        t, world, rank = self.study.training, self.accelerator.num_processes, self.accelerator.process_index
+        first = (step - 1) * t.global_batch
+        return [
+            self.mixture.batch(first + (a * world + rank) * t.micro_batch, t.micro_batch)
+            for a in range(self.accum)
+        ]
+
+
 def train(
     study: Study,
     run: str,
@@ -217,15 +248,25 @@ def train(
     progress: bool = True,
 ) -> Path:
     """Train `run` from checkpoint `init` into `out`; resume from `out/state` if present."""
+    r = setup(study, run, Path(init), Path(out), Path(data_dir), max_steps)
+    fit(r, progress)
+    return finish(r)
+
+
+def setup(study: Study, run: str, init: Path, out: Path, data_dir: Path, max_steps: int | None) -> Run:
+    """The run's data, model, optimizer and accelerator, resumed from `out/state` when there is one.
+
+    Nothing here draws a random number (the weights come from `init`, the data order from the
+    mixture's seeded generators), so no global RNG is seeded or restored."""
     from accelerate import Accelerator
 
     spec = run_spec(study, run, data_dir)
-    t, layout = study.training, Layout(Path(out))
-    cuda = torch.cuda.is_available()
-    accelerator = Accelerator(mixed_precision=t.mixed_precision if cuda else "no")
+    t, layout = study.training, Layout(out)
+    accelerator = Accelerator(mixed_precision=t.mixed_precision if torch.cuda.is_available() else "no")
     accum = micro_steps(study, accelerator.num_processes)
-    datasets = open_datasets(spec, Path(data_dir), t.sequence_length)
-    mixture = Mixture(spec.phases, datasets, reset_positions=t.reset_positions)
+    mixture = Mixture(
+        spec.phases, open_datasets(spec, data_dir, t.sequence_length), reset_positions=t.reset_positions
+    )
     needed = spec.schedule.steps * t.global_batch
     if needed > len(mixture):
         log.warning(
@@ -235,17 +276,14 @@ def train(
             len(mixture),
         )
 
-    torch.manual_seed(study.seed)
     model = load_checkpoint(init, attn_implementation=t.attn_implementation, dtype=torch.float32)
     model.config.use_cache = False
-    start = 0
-    state = load_state(layout.state)
+    start, state = 0, load_state(layout.state)
     if state is not None:
         model.load_state_dict(state["model"])
     net, optimizer = setup_training(study, model)
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
-        set_rng_state(state["rng"])
         start = state["step"]
         log.info("resuming %s from step %d", run, start)
     if accelerator.is_main_process:
@@ -253,89 +291,114 @@ def train(
         truncate_jsonl(layout.metrics, start)
     net.train()
     net, optimizer = accelerator.prepare(net, optimizer)
-
     cost = token_cost(model.config, t.sequence_length)
-    fpt, fpt_6n = cost.flops, cost.flops_6n
-    parent = read_card(init)
-    lineage_base = {
-        "run": run,
-        "operation": "train",
-        "parent": str(init),
-        "parent_tokens": parent.get("tokens", 0) + parent.get("parent_tokens", 0),
-        "parent_flops": parent.get("flops", 0) + parent.get("parent_flops", 0),
-        "seed": study.seed,
-        "study": study.name,
-    }
-    peak = peak_flops(study)
-    last = spec.schedule.steps if max_steps is None else min(spec.schedule.steps, max_steps)
-    state_every = t.state_every or spec.checkpoint_every
+    parent = Lineage.from_card(read_card(init)).child()  # the init's totals: this run's parent_*
+    return Run(
+        study=study,
+        name=run,
+        spec=spec,
+        init=init,
+        layout=layout,
+        accelerator=accelerator,
+        net=net,
+        optimizer=optimizer,
+        mixture=mixture,
+        accum=accum,
+        start=start,
+        last=spec.schedule.steps if max_steps is None else min(spec.schedule.steps, max_steps),
+        flops_per_token=cost.flops,
+        flops_6n_per_token=cost.flops_6n,
+        lineage={
+            "run": run,
+            "operation": "train",
+            "parent": str(init),
+            "parent_tokens": parent.parent_tokens,
+            "parent_flops": parent.parent_flops,
+            "seed": study.seed,
+            "study": study.name,
+        },
+    )
+
+
+def fit(r: Run, progress: bool = True) -> None:
+    """Steps `start + 1` to `last`: each step's metrics line, checkpoints and states as configured;
+    SIGTERM saves the state after the current step and exits with status 143."""
+    t, accelerator = r.study.training, r.accelerator
+    peak, world = peak_flops(r.study), accelerator.num_processes
+    state_every = t.state_every or r.spec.checkpoint_every
     stop = StopFlag()
     bar = tqdm(
-        total=last,
-        initial=start,
-        desc=run,
+        total=r.last,
+        initial=r.start,
+        desc=r.name,
         unit="step",
         disable=not (progress and accelerator.is_main_process),
     )
-    rank, world = accelerator.process_index, accelerator.num_processes
     try:
-        for step in range(start + 1, last + 1):
+        for step in range(r.start + 1, r.last + 1):
             began = time.perf_counter()
-            lr = wsd_lr(step, spec.schedule, t.peak_lr, t.min_lr)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            batches = [
-                mixture.batch((step - 1) * t.global_batch + (a * world + rank) * t.micro_batch, t.micro_batch)
-                for a in range(accum)
-            ]
-            loss_value, grad_norm = optimizer_step(study, accelerator, net, optimizer, batches)
-            tokens_seen = step * t.tokens_per_step
-            record = {
-                "step": step,
-                "loss": loss_value,
-                "lr": lr,
-                "grad_norm": grad_norm,
-                "tokens": tokens_seen,
-                "flops": tokens_seen * fpt,
-                "flops_6n": tokens_seen * fpt_6n,
-            }
+            record = train_step(r, step)
             if accelerator.is_main_process:
-                with layout.metrics.open("a", encoding="utf-8") as fh:
+                with r.layout.metrics.open("a", encoding="utf-8") as fh:
                     fh.write(json.dumps(record, sort_keys=True) + "\n")
             # wall-clock figures: progress bar and log only, never metrics.jsonl
             tok_s = t.tokens_per_step / (time.perf_counter() - began)
-            mfu = f"{fpt * tok_s / (peak * world):.1%}" if peak else "n/a"
-            bar.set_postfix(loss=f"{loss_value:.3f}", tok_s=f"{tok_s:,.0f}", mfu=mfu)
+            mfu = f"{r.flops_per_token * tok_s / (peak * world):.1%}" if peak else "n/a"
+            bar.set_postfix(loss=f"{record['loss']:.3f}", tok_s=f"{tok_s:,.0f}", mfu=mfu)
             bar.update(1)
-            if step % spec.checkpoint_every == 0 or step == last:
-                log.info("%s step %d: loss %.4f, %.0f tokens/s, MFU %s", run, step, loss_value, tok_s, mfu)
-            lineage = {
-                **lineage_base,
-                "step": step,
-                "tokens": tokens_seen,
-                "flops": record["flops"],
-                "flops_6n": record["flops_6n"],
-            }
-            if step % spec.checkpoint_every == 0 or step == spec.schedule.steps:
-                _save_checkpoint(accelerator, net, layout.step(step), lineage, init)
-            if step % state_every == 0 or stop.raised or step == last:
-                _save_state(accelerator, net, optimizer, layout.state, step, lineage)
+            if step % r.spec.checkpoint_every == 0 or step == r.last:
+                log.info(
+                    "%s step %d: loss %.4f, %.0f tokens/s, MFU %s", r.name, step, record["loss"], tok_s, mfu
+                )
+            lineage = card(r, step, record)
+            if step % r.spec.checkpoint_every == 0 or step == r.spec.schedule.steps:
+                save_checkpoint_at(r, r.layout.step(step), lineage)
+            if step % state_every == 0 or stop.raised or step == r.last:
+                save_state_at(r, step, lineage)
             if stop.raised:
-                log.warning("SIGTERM: saved state at step %d of %s; rerun to resume", step, run)
+                log.warning("SIGTERM: saved state at step %d of %s; rerun to resume", step, r.name)
                 raise SystemExit(PREEMPTED)
     finally:
         bar.close()
         stop.restore()
-    if last == spec.schedule.steps and accelerator.is_main_process:
-        final_step = layout.step(spec.schedule.steps)
+
+
+def train_step(r: Run, step: int) -> dict[str, Any]:
+    """One optimizer step at the scheduled learning rate: its metrics record (no wall-clock figure)."""
+    t = r.study.training
+    lr = wsd_lr(step, r.spec.schedule, t.peak_lr, t.min_lr)
+    for group in r.optimizer.param_groups:
+        group["lr"] = lr
+    loss, grad_norm = optimizer_step(r.study, r.accelerator, r.net, r.optimizer, r.batches(step))
+    tokens = step * t.tokens_per_step
+    return {
+        "step": step,
+        "loss": loss,
+        "lr": lr,
+        "grad_norm": grad_norm,
+        "tokens": tokens,
+        "flops": tokens * r.flops_per_token,
+        "flops_6n": tokens * r.flops_6n_per_token,
+    }
+
+
+def card(r: Run, step: int, record: dict[str, Any]) -> dict[str, Any]:
+    """The lineage a checkpoint at `step` records on its card."""
+    counts = {k: record[k] for k in ("tokens", "flops", "flops_6n") if k in record}  # zero steps: no flops_6n
+    return {**r.lineage, "step": step, **counts}
+
+
+def finish(r: Run) -> Path:
+    """Copy the last scheduled step to `final` (a zero-step run saves the start checkpoint as it)."""
+    steps = r.spec.schedule.steps
+    if r.last == steps and r.accelerator.is_main_process:
+        final_step = r.layout.step(steps)
         if not final_step.is_dir():  # a zero-step run: the start checkpoint, unchanged
-            _save_checkpoint(
-                accelerator, net, final_step, {**lineage_base, "step": 0, "tokens": 0, "flops": 0}, init
-            )
-        with atomic_dir(layout.final) as tmp:
+            save_checkpoint_at(r, final_step, card(r, 0, {"tokens": 0, "flops": 0}))
+        with atomic_dir(r.layout.final) as tmp:
             shutil.copytree(final_step, tmp, dirs_exist_ok=True)
-    accelerator.wait_for_everyone()
-    return layout.final
+    r.accelerator.wait_for_everyone()
+    return r.layout.final
 
 
 def _lm_state(accelerator: Any, net: Any) -> dict[str, torch.Tensor]:
@@ -344,23 +407,27 @@ def _lm_state(accelerator: Any, net: Any) -> dict[str, torch.Tensor]:
     return {k.removeprefix("lm."): v for k, v in state.items()} if state is not None else {}
 
 
-def _save_checkpoint(accelerator: Any, net: Any, path: Path, lineage: dict, init: Any) -> None:
+def save_checkpoint_at(r: Run, path: Path, lineage: dict[str, Any]) -> None:
+    """A Hugging Face checkpoint of the language model from its gathered state dict (whole under
+    FSDP, where the wrapped module holds only this process's shard), written by the main process."""
+    accelerator = r.accelerator
     accelerator.wait_for_everyone()
-    state = _lm_state(accelerator, net)
+    state = _lm_state(accelerator, r.net)
     if accelerator.is_main_process:
-        lm = accelerator.unwrap_model(net).lm
-        was_training = lm.training
-        save_checkpoint(lm, path, lineage, tokenizer_src=init)
-        lm.train(was_training)
-        del state
+        save_checkpoint(
+            accelerator.unwrap_model(r.net).lm, path, lineage, tokenizer_src=r.init, state_dict=state
+        )
+    del state
     accelerator.wait_for_everyone()
 
 
-def _save_state(accelerator: Any, net: Any, optimizer: Any, path: Path, step: int, lineage: dict) -> None:
+def save_state_at(r: Run, step: int, lineage: dict[str, Any]) -> None:
+    """The resumable state (weights, optimizer, step) after `step`, replacing the previous one."""
+    accelerator = r.accelerator
     accelerator.wait_for_everyone()
-    model_state = _lm_state(accelerator, net)
+    model_state = _lm_state(accelerator, r.net)
     if accelerator.is_main_process:
-        save_state(path, model_state, optimizer.state_dict(), step, {"tokens": lineage["tokens"]})
+        save_state(r.layout.state, model_state, r.optimizer.state_dict(), step, {"tokens": lineage["tokens"]})
     accelerator.wait_for_everyone()
 
 
@@ -371,6 +438,7 @@ __all__ = [
     "STATE",
     "Layout",
     "LossModel",
+    "Run",
     "causal_lm_loss",
     "copy_tokenizer",
     "optimizer_step",

@@ -97,7 +97,7 @@ def run_spec(study: Study, name: str, data_dir: str | os.PathLike[str] = "data")
 def stage_seeds(study: Study, kind: str, count: int) -> list[int]:
     """Data seeds of a base run's stages: config key `data.base_stage_seeds.<kind>` (the authors
     used 42 for every stage), else `data.epoch_seeds` in order."""
-    fixed = (study.raw["data"].get("base_stage_seeds") or {}).get(kind)
+    fixed = study.data.base_stage_seeds.get(kind)
     seeds = (
         list(fixed)
         if fixed
@@ -117,7 +117,7 @@ def checkpoint_every(study: Study, name: str) -> int:
     kind, lang, _ = parse_run(study, name)
     if kind in ("seed", "english"):
         return study.training.checkpoint_every_base
-    overrides = study.raw["training"]["checkpoint_every"].get("languages") or {}
+    overrides = study.training.checkpoint_every_languages
     if kind == "language" and lang in overrides:
         return int(overrides[lang])
     return study.training.checkpoint_every_adaptation
@@ -131,20 +131,20 @@ def run_schedule(study: Study, name: str) -> ScheduleSpec:
 def run_gpus(study: Study, name: str) -> int:
     """GPUs of a run from config key `resources.gpus` (base: seed and english runs)."""
     kind, _, _ = parse_run(study, name)
-    return study.raw["resources"]["gpus"]["base" if kind in ("seed", "english") else kind]
+    return study.resources.gpus["base" if kind in ("seed", "english") else kind]
 
 
 def run_resources(study: Study, name: str) -> dict[str, int]:
     """Scheduler resources of a training job from its FLOPs: GPUs, runtime (min), threads, memory."""
-    res = study.raw["resources"]
+    res = study.resources
     gpus = run_gpus(study, name)
     flops = run_cost(study, name).flops
-    minutes = flops / (res["flops_per_second"] * max(gpus, 1)) / 60
+    minutes = flops / (res.flops_per_second * max(gpus, 1)) / 60
     return {
         "gpus": gpus,
         "runtime": int(minutes * 1.5) + 10,
-        "threads": res["threads"],
-        "mem_mb": res.get("mem_mb", 8000),
+        "threads": res.threads,
+        "mem_mb": res.mem_mb,
         "flops": int(flops),
     }
 
