@@ -111,12 +111,14 @@ def _tokenizer(folder: Path) -> int:
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
+    from growup.data.tokenizer import save_tokenizer
+
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["<unk>", "<eos>"], show_progress=False)
     tok.train_from_iterator(["growing up and merging models"] * 10, trainer=trainer)
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", eos_token="<eos>")
-    fast.save_pretrained(folder)
+    save_tokenizer(fast, folder)  # growup's writer: the files and their checksums
     return len(fast)
 
 

@@ -149,6 +149,26 @@ def test_training_cli_prints_one_line_for_a_damaged_shard(study_repo, tmp_path):
     assert str(shard) in proc.stderr and "snakemake" in proc.stderr
 
 
+def test_edited_tokenizer_stops_packing_and_model_init(mini_study, mini_data, tmp_path):
+    """data/tokenizer is sealed when written: one changed byte of tokenizer.json stops every
+    reader (packing, model init) with the file and its rebuild target, not a silent retokenization."""
+    from growup.data import prepare
+    from growup.models.build import tokenizer_vocab_size
+
+    tok = tmp_path / "data" / "tokenizer"
+    shutil.copytree(mini_data / "tokenizer", tok)
+    tokenizer_vocab_size(tok)  # intact: accepted
+    text = (tok / "tokenizer.json").read_text(encoding="utf-8")
+    (tok / "tokenizer.json").write_text(text.replace('"a"', '"q"', 1), encoding="utf-8")
+    for read in (
+        lambda: tokenizer_vocab_size(tok),
+        lambda: prepare.pack_dataset(mini_study, mini_data / "raw" / "isl", tok, tmp_path / "packed"),
+    ):
+        with pytest.raises(GrowupError, match=r"tokenizer\.json is corrupt.*--forcerun data/tokenizer"):
+            read()
+    assert not (tmp_path / "packed").exists()
+
+
 # 2. benchmark data ---------------------------------------------------------------------------
 
 

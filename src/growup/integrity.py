@@ -71,6 +71,8 @@ def rebuild_hint(path: str | os.PathLike[str]) -> str:
         head, rest = parts[i], parts[i + 1 :]
         if head == "packed" and i and parts[i - 1] == "data" and rest:
             target = f"data/packed/{rest[0]}"
+        elif head == "tokenizer" and i and parts[i - 1] == "data":
+            target = "data/tokenizer"
         elif head == "merges" and len(rest) >= 3:
             target = "/".join(("merges", *rest[:3]))
         elif head == "state" and len(rest) >= 2:

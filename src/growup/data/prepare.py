@@ -12,6 +12,7 @@ from growup.data import replay, sources
 from growup.data.packing import pack
 from growup.data.rawstore import RawDataset, write_raw
 from growup.data.tokenizer import load_hub_tokenizer, save_tokenizer, tokenizer_digest, train_bpe
+from growup.models.checkpoint import verify_tokenizer
 from growup.data.unimax import epoch_stages, unimax
 from growup.errors import GrowupError
 from growup.io import atomic_write_json
@@ -129,7 +130,7 @@ def pack_dataset(
     from transformers import AutoTokenizer
 
     ds = RawDataset.open(raw)
-    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    tokenizer = AutoTokenizer.from_pretrained(str(verify_tokenizer(tokenizer_dir)))
     metadata = {
         "dataset": ds.name,
         "source": ds.source,

@@ -13,6 +13,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerFast
 from growup import hub
 from growup.config import TokenizerSpec
 from growup.errors import GrowupError
+from growup.integrity import write_checksums
 from growup.io import atomic_dir
 
 GATED_HELP = (
@@ -76,8 +77,10 @@ def _is_gated(exc: BaseException) -> bool:
 
 
 def save_tokenizer(tokenizer: PreTrainedTokenizerFast, out: str | os.PathLike[str]) -> Path:
+    """Write the tokenizer and its `checksums.sha256` (what `checkpoint.verify_tokenizer` checks), atomically."""
     with atomic_dir(out) as tmp:
         tokenizer.save_pretrained(tmp)
+        write_checksums(tmp)
     return Path(out)
 
 

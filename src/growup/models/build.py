@@ -12,6 +12,7 @@ from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
 from growup.config import ModelSpec, Study
 from growup.errors import GrowupError
+from growup.models.checkpoint import verify_tokenizer
 from growup.models.cloning import cloned_config
 from growup.models.hyperllama import llama_config
 from growup.study import BASE_MODEL, clone_model
@@ -49,7 +50,7 @@ def tokenizer_vocab_size(tokenizer_dir: str | os.PathLike[str], expected: int | 
     """The vocabulary size of a saved tokenizer (len, so added special tokens count); check `expected`."""
     if not Path(tokenizer_dir).is_dir():
         raise GrowupError(f"tokenizer folder {str(tokenizer_dir)!r} does not exist")
-    size = len(AutoTokenizer.from_pretrained(str(tokenizer_dir)))
+    size = len(AutoTokenizer.from_pretrained(str(verify_tokenizer(tokenizer_dir))))
     if expected is not None and size != expected:
         raise GrowupError(
             f"tokenizer at {str(tokenizer_dir)!r} has {size} tokens but config key 'tokenizer.vocab_size' "

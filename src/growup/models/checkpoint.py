@@ -96,6 +96,14 @@ def save_checkpoint(
     return Path(out)
 
 
+def verify_tokenizer(folder: str | os.PathLike[str]) -> Path:
+    """The tokenizer folder (`data/tokenizer`), after checking its files against the hashes
+    recorded when it was written: packing and model init read it, and a damaged one would
+    silently change every token."""
+    verify_folder(folder, TOKENIZER, what="tokenizer")
+    return Path(folder)
+
+
 def verify_checkpoint(path: str | os.PathLike[str], tokenizer: bool = True) -> None:
     """Raise unless `path` is a checkpoint whose files match its checksums and that has config,
     weights and (with `tokenizer`) a tokenizer: every reader calls this before loading."""
