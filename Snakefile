@@ -29,7 +29,7 @@ wildcard_constraints:
     lang=_alternatives(LANGUAGES),
     dataset=_alternatives(RAW_DATASETS),
     run=_alternatives(TRAINED_RUNS),
-    parent="seed|english-1x",
+    parent=_alternatives(CLONES.values()),  # the runs the study widens
     setup=_alternatives(SETUPS),
     method=_alternatives({m.method for m in MERGES}),
     subset=_alternatives({m.subset_name for m in MERGES}),

@@ -5,9 +5,6 @@
 fails at once: schema violations, batch divisibility, FineWeb-2 subsets, MultiBLiMP tasks,
 mergekit methods, and run names. Each problem is one short line naming the file, the key, the
 value and what is allowed.
-
-It also holds the two path guards every writer uses: `path_part` (a name that becomes one path
-component) and `under_root` (a written path stays inside its output root).
 """
 
 from __future__ import annotations

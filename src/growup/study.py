@@ -38,7 +38,8 @@ from growup.paths import METHOD_NAME, path_part, under_root
 
 # --- the grid -------------------------------------------------------------------------------
 SETUPS = ("1x", "1x-cloned", "2x")  # STUDY.md: three starting points for every language
-UPSCALED = ("1x-cloned", "2x")  # the setups that train the wide (cloned) model
+BASE_SETUP, CLONED_SETUP, WIDE_SETUP = SETUPS  # the 1x baseline, english-1x widened, trained wide
+UPSCALED = (CLONED_SETUP, WIDE_SETUP)  # the setups that train the wide (cloned) model
 SEED = "seed"
 ENGLISH = "english"
 MULTILINGUAL = "multilingual"
@@ -56,6 +57,21 @@ FIGURES = (
     "merged_vs_joint",
 )  # results/figures/<name>
 SUBSET_SEPARATOR = "+"  # a merge's languages joined in the config's order: ekk+fao+isl
+
+
+def run_name(prefix: str, setup: str) -> str:
+    """`<prefix>-<setup>`: a language, `english` or `multilingual` run of one setup."""
+    return f"{prefix}-{setup}"
+
+
+def merge_name(setup: str, method: str, subset: str) -> str:
+    """`merge-<setup>-<method>-<subset>`: how the evaluation table names a merged model."""
+    return f"{MERGE}-{setup}-{method}-{subset}"
+
+
+def subset_languages(subset: str) -> tuple[str, ...]:
+    """The languages of a subset name (`ekk+fao` -> ("ekk", "fao"))."""
+    return tuple(subset.split(SUBSET_SEPARATOR))
 
 
 @dataclass(frozen=True)
@@ -94,8 +110,12 @@ def parse_name(name: str) -> Name:
 def trained_runs(study: Study) -> list[str]:
     """Every run the study trains."""
     langs = [*study.data.language_codes, MULTILINGUAL]
-    setups = [s for s in SETUPS if s != "1x-cloned"]
-    return [SEED, *(f"{ENGLISH}-{s}" for s in setups), *(f"{lang}-{s}" for lang in langs for s in SETUPS)]
+    setups = [s for s in SETUPS if s != CLONED_SETUP]
+    return [
+        SEED,
+        *(run_name(ENGLISH, s) for s in setups),
+        *(run_name(lang, s) for lang in langs for s in SETUPS),
+    ]
 
 
 def parse_run(study: Study, name: str) -> tuple[str, str | None, str | None]:
@@ -107,7 +127,7 @@ def parse_run(study: Study, name: str) -> tuple[str, str | None, str | None]:
         if parsed.kind == SEED:
             return SEED, None, None
         if parsed.setup in SETUPS:
-            if parsed.kind == ENGLISH and parsed.setup != "1x-cloned":
+            if parsed.kind == ENGLISH and parsed.setup != CLONED_SETUP:
                 return ENGLISH, None, parsed.setup
             if parsed.kind == MULTILINGUAL:
                 return MULTILINGUAL, MULTILINGUAL, parsed.setup
@@ -121,7 +141,7 @@ def setup_start(setup: str) -> str:
     english-1x-cloned (english-1x widened) or english-2x."""
     if setup not in SETUPS:
         raise GrowupError(f"setup {setup!r} is not one of {list(SETUPS)}")
-    return f"{ENGLISH}-{setup}"
+    return run_name(ENGLISH, setup)
 
 
 def start_run(study: Study, name: str) -> str:
@@ -130,7 +150,7 @@ def start_run(study: Study, name: str) -> str:
     if kind == SEED:
         return INIT
     if kind == ENGLISH:
-        return SEED if setup == "1x" else SEED + CLONED
+        return SEED if setup == BASE_SETUP else SEED + CLONED
     return setup_start(setup)
 
 
@@ -140,8 +160,8 @@ def start_checkpoint(study: Study, name: str) -> str:
 
 
 # the clones the study makes (checkpoints/<clone>), each of a run's final checkpoint
-ENGLISH_CLONE = f"{ENGLISH}-1x{CLONED}"  # the 1x-cloned setup's start: english-1x widened
-CLONES = {SEED + CLONED: SEED, ENGLISH_CLONE: f"{ENGLISH}-1x"}
+ENGLISH_CLONE = run_name(ENGLISH, CLONED_SETUP)  # the 1x-cloned setup's start: english-1x widened
+CLONES = {SEED + CLONED: SEED, ENGLISH_CLONE: run_name(ENGLISH, BASE_SETUP)}
 
 
 def clone_of(name: str) -> str | None:
@@ -259,7 +279,7 @@ class Merge:
 
     @property
     def name(self) -> str:
-        return f"{MERGE}-{self.setup}-{self.method}-{self.subset_name}"
+        return merge_name(self.setup, self.method, self.subset_name)
 
     def _under(self, root: str | os.PathLike[str], leaf: str) -> Path:
         """root/<setup>/<method>/<leaf>, each part a plain name and the path inside `root`."""

@@ -9,8 +9,12 @@ import re
 from growup.config import config_overrides, deep_merge, resolve_config
 from growup.merge.grid import merge_runs, reference_file
 from growup.study import (
+    CLONED,
+    CLONES,
     CODE,
     ENGLISH_BASE,
+    ENGLISH_CLONE,
+    SEED,
     ENGLISH_DATASETS,
     FIGURES,
     Merge,
@@ -42,7 +46,7 @@ THREADS = config["resources"]["threads"]
 LANGUAGES = list(STUDY.data.language_codes)
 RAW_DATASETS = list(raw_datasets(STUDY))
 TRAINED_RUNS = trained_runs(STUDY)
-EVALUATED_RUNS = [r for r in TRAINED_RUNS if r != "seed"]
+EVALUATED_RUNS = [r for r in TRAINED_RUNS if r != SEED]
 MERGES = merge_grid(STUDY)
 FIGURE_NAMES = list(FIGURES)
 

@@ -3,7 +3,7 @@
 
 EVAL_DIRS = [
     *[f"evals/{run}" for run in EVALUATED_RUNS],
-    "evals/english-1x-cloned",
+    f"evals/{ENGLISH_CLONE}",
     *[f"evals/merges/{m.setup}/{m.method}/{m.subset_name}" for m in MERGES],
 ]
 
@@ -31,15 +31,16 @@ rule eval_run:
 
 rule eval_clone:
     input:
-        checkpoint="checkpoints/english-1x-cloned",
+        checkpoint=f"checkpoints/{ENGLISH_CLONE}",
     output:
-        directory("evals/english-1x-cloned"),
+        directory(f"evals/{ENGLISH_CLONE}"),
     params:
         spec=spec("eval checkpoint"),
+        model=ENGLISH_CLONE,
     log:
-        "logs/eval/english-1x-cloned.log",
+        f"logs/eval/{ENGLISH_CLONE}.log",
     benchmark:
-        "logs/benchmarks/eval/english-1x-cloned.tsv"
+        f"logs/benchmarks/eval/{ENGLISH_CLONE}.tsv"
     threads: THREADS
     resources:
         gpus=EVAL_GPUS,
@@ -47,7 +48,7 @@ rule eval_clone:
         runtime=60,
     shell:
         "growup eval checkpoint --spec {params.spec:q} --checkpoint {input.checkpoint}/final "
-        "--model english-1x-cloned --step 0 --out {output} > {log} 2>&1"
+        "--model {params.model} --step 0 --out {output} > {log} 2>&1"
 
 
 rule eval_merge:

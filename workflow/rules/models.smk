@@ -41,7 +41,7 @@ rule clone:
     input:
         parent="checkpoints/{parent}",
     output:
-        directory("checkpoints/{parent}-cloned"),
+        directory("checkpoints/{parent}" + CLONED),
     params:
         spec=spec("model clone"),
     log:

@@ -17,7 +17,7 @@ import yaml
 
 from growup.config import Study
 from growup.errors import GrowupError
-from growup.study import Merge, merging
+from growup.study import Merge, merging, run_name
 from growup.study import grid_counts as grid_counts  # the grid is growup.study's; these names stay here
 from growup.study import language_subsets as language_subsets
 from growup.study import merge_grid as merge_grid
@@ -58,7 +58,7 @@ def merge_config(
         )
     models = [
         {
-            "model": reference(f"{lang}-{merge.setup}", checkpoints),
+            "model": reference(run_name(lang, merge.setup), checkpoints),
             "parameters": {"weight": cfg.weight, **(method.model_parameters or {})},
         }
         for lang in merge.subset
@@ -109,7 +109,7 @@ def reference_merge_config(
 
     if raw.get("merge_method") != merge.method:
         raise GrowupError(f"{path.name}: merge_method {raw.get('merge_method')!r}, expected {merge.method!r}")
-    wanted = {f"{lang}-{merge.setup}" for lang in merge.subset}
+    wanted = {run_name(lang, merge.setup) for lang in merge.subset}
     found = [run_for(m["model"]) for m in raw["models"]]
     if sorted(found) != sorted(wanted):
         raise GrowupError(f"{path.name}: models {found}, expected the runs {sorted(wanted)}")

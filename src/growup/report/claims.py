@@ -28,7 +28,17 @@ import pandas as pd
 
 from growup.report.frame import metric
 from growup.report.stats import FAILS, HOLDS, INCONCLUSIVE, Bootstrap, Comparison, Pairs, combine, compare
-from growup.study import SETUPS, UPSCALED, setup_start
+from growup.study import (
+    BASE_SETUP,
+    MULTILINGUAL,
+    SETUPS,
+    UPSCALED,
+    merge_name,
+    parse_name,
+    run_name,
+    setup_start,
+    subset_languages,
+)
 
 Measure = list[tuple[float, tuple[str, str, str, str]]]  # weighted cells (model, step, task, metric)
 
@@ -107,7 +117,7 @@ def claim_data_efficiency(df: pd.DataFrame, st: Stats, axis: str) -> Claim:
     langs = sorted(df.loc[df["kind"] == "language", "run_language"].dropna().unique())
     for lang in langs:
         task = language_task(df, lang)
-        small = f"{lang}-1x"
+        small = run_name(lang, BASE_SETUP)
         step = last_step(df, small, task) if task else None
         if step is None:
             continue
@@ -115,7 +125,7 @@ def claim_data_efficiency(df: pd.DataFrame, st: Stats, axis: str) -> Claim:
         budget = float(small_points[axis].iloc[-1])
         small_key = (small, step, task, "acc")
         for setup in UPSCALED:
-            run = f"{lang}-{setup}"
+            run = run_name(lang, setup)
             points = checkpoints(df, run, task)
             within = points[points[axis] <= budget * (1 + 1e-9)]
             if not within.empty:
@@ -170,9 +180,9 @@ def claim_forgetting(df: pd.DataFrame, st: Stats) -> Claim:
         return after + before
 
     for lang in langs:
-        small = change(f"{lang}-1x", "1x")
+        small = change(run_name(lang, BASE_SETUP), BASE_SETUP)
         for setup in UPSCALED:
-            big = change(f"{lang}-{setup}", setup)
+            big = change(run_name(lang, setup), setup)
             if small is None or big is None or not st.has(small + big):
                 continue
             measure = big + [(-w, k) for w, k in small]
@@ -197,8 +207,7 @@ def claim_forgetting(df: pd.DataFrame, st: Stats) -> Claim:
 
 def merge_cells(df: pd.DataFrame, model: str) -> list[tuple[str, str, str, str]]:
     """The cells of a merge's target languages (its subset's MultiBLiMP tasks)."""
-    subset = model.rsplit("-", 1)[1]
-    tasks = [language_task(df, lang) for lang in subset.split("+")]
+    tasks = [language_task(df, lang) for lang in subset_languages(parse_name(model).subset)]
     return [(model, "final", t, "acc") for t in tasks if t]
 
 
@@ -216,8 +225,8 @@ def claim_merged_vs_joint(df: pd.DataFrame, st: Stats) -> Claim:
         rows = table[table["setup"] == setup]
         if rows.empty:
             continue
-        widest = max(rows["subset"], key=lambda s: len(s.split("+")))
-        joint = f"multilingual-{setup}"
+        widest = max(rows["subset"], key=lambda s: len(subset_languages(s)))
+        joint = run_name(MULTILINGUAL, setup)
         for model, method in rows.loc[rows["subset"] == widest, ["model", "method"]].itertuples(index=False):
             cells = merge_cells(df, model)
             step = last_step(df, joint, cells[0][2]) if cells else None
@@ -248,7 +257,7 @@ def claim_upscaled_merges(df: pd.DataFrame, st: Stats) -> Claim:
         ["setup", "method", "subsets", "1x merges", "upscaled merges", "upscaled − 1x"],
     )
     table = merges(df)
-    small = table[table["setup"] == "1x"]
+    small = table[table["setup"] == BASE_SETUP]
     for setup in UPSCALED:
         big = table[table["setup"] == setup]
         for method in sorted(set(big["method"]) & set(small["method"])):
@@ -259,8 +268,8 @@ def claim_upscaled_merges(df: pd.DataFrame, st: Stats) -> Claim:
             up: Measure = []
             base: Measure = []
             for subset in subsets:
-                up += mean_of(merge_cells(df, f"merge-{setup}-{method}-{subset}"), 1 / len(subsets))
-                base += mean_of(merge_cells(df, f"merge-1x-{method}-{subset}"), 1 / len(subsets))
+                up += mean_of(merge_cells(df, merge_name(setup, method, subset)), 1 / len(subsets))
+                base += mean_of(merge_cells(df, merge_name(BASE_SETUP, method, subset)), 1 / len(subsets))
             if not subsets or not st.has(up + base):
                 continue
             claim.comparisons.append(
@@ -299,9 +308,7 @@ def claim_methods(df: pd.DataFrame, st: Stats, spread: float) -> Claim:
         for method in methods:
             means[method] = []
             for subset in subsets:
-                means[method] += mean_of(
-                    merge_cells(df, f"merge-{setup}-{method}-{subset}"), 1 / len(subsets)
-                )
+                means[method] += mean_of(merge_cells(df, merge_name(setup, method, subset)), 1 / len(subsets))
         if not all(st.has(m) for m in means.values()):
             continue
         points = np.array([st.point(m) for m in means.values()])

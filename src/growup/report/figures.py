@@ -34,10 +34,19 @@ from growup.io import atomic_file
 from growup.report.frame import final_rows, load, metric
 from growup.report.stats import combined_interval
 from growup.report.tables import merge_table
-from growup.study import FIGURES, MULTILINGUAL, SETUPS, load_job, setup_start
+from growup.study import (
+    BASE_SETUP,
+    FIGURES,
+    MULTILINGUAL,
+    SETUPS,
+    load_job,
+    run_name,
+    setup_start,
+    subset_languages,
+)
 
 log = logging.getLogger(__name__)
-COLORS = {"1x": "#4C72B0", "1x-cloned": "#DD8452", "2x": "#55A868"}
+COLORS = dict(zip(SETUPS, ("#4C72B0", "#DD8452", "#55A868"), strict=True))  # one colour per setup
 BAND_ALPHA = 0.18
 # applied while a figure is drawn and saved (draw, render), never to the importing process
 STYLE = {
@@ -88,14 +97,15 @@ def data_efficiency(df: pd.DataFrame) -> Figure:
     )
     for row, lang in zip(axes, langs, strict=True):
         target = lambda r, lang=lang: (r["benchmark"] == "multiblimp") & (r["language"] == lang)  # noqa: E731
-        curves = {s: curve(df, f"{lang}-{s}", s, target) for s in SETUPS}
-        base_flops = curves["1x"]["flops"].max() if not curves["1x"].empty else None
+        curves = {s: curve(df, run_name(lang, s), s, target) for s in SETUPS}
+        base = curves[BASE_SETUP]
+        base_flops = base["flops"].max() if not base.empty else None
         for setup, c in curves.items():
             if c.empty:
                 continue
             _line(row[0], c["tokens"], c, setup)
             _line(row[1], c["flops"], c, setup)
-            if setup != "1x" and base_flops and c["flops"].max() >= base_flops:
+            if setup != BASE_SETUP and base_flops and c["flops"].max() >= base_flops:
                 y = np.interp(base_flops, c["flops"], c["value"])
                 row[1].plot([base_flops], [y], "o", ms=9, mfc="none", color=COLORS[setup])
         row[0].set_ylabel(f"{lang} MultiBLiMP acc")
@@ -146,7 +156,9 @@ def merge_heatmaps(df: pd.DataFrame) -> Figure:
     setups = [s for s in SETUPS if s in set(table["setup"])] or list(SETUPS)
     methods = sorted(table["method"].unique()) if not table.empty else []
     subsets = (
-        sorted(table["subset"].unique(), key=lambda s: (len(s.split("+")), s)) if not table.empty else []
+        sorted(table["subset"].unique(), key=lambda s: (len(subset_languages(s)), s))
+        if not table.empty
+        else []
     )
     longest = max((len(s) for s in subsets), default=4)
     width = 1.6 + 0.1 * max((len(m) for m in methods), default=4) + 0.42 * max(len(subsets), 3)

@@ -12,6 +12,7 @@ import pandas as pd
 from growup.io import atomic_write_text
 from growup.report.frame import final_rows, metric
 from growup.report.stats import combined_interval
+from growup.study import subset_languages
 
 BOUNDS = ("_low", "_high")
 
@@ -40,7 +41,7 @@ def merge_table(df: pd.DataFrame) -> pd.DataFrame:
     merges = metric(df[df["kind"] == "merge"])
     rows = []
     for (setup, method, subset), group in merges.groupby(["setup", "method", "subset"]):
-        langs = subset.split("+")
+        langs = list(subset_languages(subset))
         target = group[(group["benchmark"] == "multiblimp") & group["language"].isin(langs)]
         english = group[group["language"] == "eng"]
         row = {"setup": setup, "method": method, "subset": subset, "languages": len(langs)}
