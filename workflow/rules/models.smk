@@ -41,7 +41,7 @@ rule clone:
     input:
         parent="checkpoints/{parent}",
     output:
-        directory("checkpoints/{parent}" + CLONED),
+        directory(f"checkpoints/{{parent}}{CLONED}"),
     params:
         spec=spec("model clone"),
     log:
