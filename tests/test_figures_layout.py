@@ -67,3 +67,12 @@ def test_the_check_fails_on_a_broken_layout():
     problems = layout_problems(fig)
     plt.close(fig)
     assert problems and all("overlaps" in p for p in problems)
+
+
+def test_every_figure_of_the_grid_has_its_drawing_function():
+    """`growup.study.FIGURES` names the figures; `report.figures` draws each by its function's
+    name, so a figure added to one and not the other must fail here, not as a KeyError in a job."""
+    from growup.report.figures import DRAW
+    from growup.study import FIGURES
+
+    assert set(DRAW) == set(FIGURES)

@@ -154,23 +154,28 @@ def _cache_dir() -> Path:
 def mergekit_methods() -> tuple[str, ...]:
     """Names in mergekit's merge-method registry. Importing it loads torch (about 1.5 s), so the
     list is cached per installed mergekit (version and registry file's mtime)."""
-    from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
 
     spec = importlib.util.find_spec("mergekit")
     if spec is None or not spec.submodule_search_locations:
+        log.warning("mergekit is not installed: merge methods are checked when a merge runs")
         return ()
     registry = Path(next(iter(spec.submodule_search_locations))) / "merge_methods" / "registry.py"
-    key = f"mergekit-{version('mergekit')}-{registry.stat().st_mtime_ns}"
-    cached = _cache_dir() / f"{key}-methods.json"
     try:
-        return tuple(json.loads(cached.read_text(encoding="utf-8")))
-    except (OSError, ValueError):
-        pass
+        key = f"mergekit-{version('mergekit')}-{registry.stat().st_mtime_ns}"
+    except (OSError, PackageNotFoundError) as exc:  # an unusual install: ask the registry itself
+        log.info("mergekit's registry file is not at hand (%s): not caching its methods", exc)
+        key = None
+    cached = _cache_dir() / f"{key}-methods.json" if key else None
+    if cached is not None:
+        with contextlib.suppress(OSError, ValueError):
+            return tuple(json.loads(cached.read_text(encoding="utf-8")))
     from mergekit.merge_methods import registry as mk
 
     names = tuple(sorted(m.spec.name for m in mk.registered_methods()))
-    with contextlib.suppress(OSError):  # a read-only home: check again next time
-        atomic_write_text(cached, json.dumps(names))
+    if cached is not None:
+        with contextlib.suppress(OSError):  # a read-only home: check again next time
+            atomic_write_text(cached, json.dumps(names))
     return names
 
 

@@ -257,7 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="growup", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument(
-        "--debug", action="store_true", help="on bad input, show the traceback too (not only the message)"
+        "--debug",
+        action="store_true",
+        help="on bad input, show the traceback too (give it before the verb: growup --debug train ...)",
     )
     sub = parser.add_subparsers(dest="group", required=True)
     adders: Sequence[Callable[[argparse._SubParsersAction], None]] = (
