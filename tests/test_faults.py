@@ -374,6 +374,20 @@ class Payload:
         return (Path.touch, (Path(self.path),))
 
 
+def test_a_merge_with_non_finite_weights_is_not_written(tmp_path):
+    """mergekit can divide by a zero-norm task vector: such a merge stops at merge time, naming
+    the method and the tensors, instead of failing later as NaN log-likelihoods."""
+    from safetensors.torch import save_file
+
+    from growup.merge.run import check_finite
+
+    save_file({"a": torch.ones(2), "b": torch.tensor([1.0, float("nan")])}, tmp_path / "model.safetensors")
+    with pytest.raises(GrowupError, match=r"'multislerp' gave non-finite weights in 1 tensor.*\['b'\]"):
+        check_finite(tmp_path, "multislerp")
+    save_file({"a": torch.ones(2)}, tmp_path / "model.safetensors")
+    check_finite(tmp_path, "multislerp")
+
+
 # B. inputs, paths and code ----------------------------------------------------------------------
 
 REPO = Path(__file__).resolve().parents[1]

@@ -19,7 +19,7 @@ from growup.models.build import init_model, study_configs
 from growup.models.checkpoint import copy_tokenizer, read_card
 from growup.models.cloning import hyperclone
 from growup.study import load_config, run_model
-from helpers import copy_repo, planned, released_config_dict, run_tool
+from helpers import copy_repo, planned, randomize, released_config_dict, run_tool
 
 ORG = "growup-standin"
 NO_TRAINING = {"train", "init_seed", "tokenizer", "pack", "fetch_english", "fetch_code", "fetch_language"}
@@ -50,7 +50,9 @@ def standin_hub(root: Path, mirror: Path, study, tokenizer: Path) -> dict[str, s
     configs, k = study_configs(study), study.model.clone_factor
     models = {}
     for seed, run in enumerate(released.released_runs(study)):
-        base = init_model(configs["1x"], seed)
+        # every gain and weight its own (as trained models have): identical norm gains would give
+        # zero task vectors, which some merge methods cannot interpolate (growup refuses the NaNs)
+        base = randomize(init_model(configs["1x"], seed), seed)
         clone = run == released.CLONE or run_model(study, run) != "1x"
         write_standin(root / ORG / run, hyperclone(base, k) if clone else base, k if clone else 1, tokenizer)
         models[run] = f"{ORG}/{run}"

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 import yaml
+from safetensors.torch import load_file
 
 import growup.models  # noqa: F401  (registers hyperllama with transformers)
 from growup.errors import GrowupError
@@ -86,6 +87,21 @@ def _sorted_lists(text: str) -> str:
     return "\n".join(out)
 
 
+def check_finite(folder: Path, method: Any) -> None:
+    """Refuse a merge whose weights hold NaN or inf (mergekit can divide by a zero-norm task
+    vector): evaluated, it would only fail later, as log-likelihoods no number can be."""
+    for weights in sorted(Path(folder).glob("*.safetensors")):
+        tensors = load_file(weights)
+        bad = sorted(
+            name for name, t in tensors.items() if t.is_floating_point() and not torch.isfinite(t).all()
+        )
+        if bad:
+            raise GrowupError(
+                f"merge method {method!r} gave non-finite weights in {len(bad)} tensor(s) of {weights.name}, "
+                f"e.g. {bad[:3]}: the merge is not written; try another method or check the models merged"
+            )
+
+
 def run_merge(
     config: dict[str, Any],
     out: str | os.PathLike[str],
@@ -116,6 +132,7 @@ def run_merge(
     # is a local folder, and mergekit asks the Hub only for a path that does not exist
     with atomic_dir(out) as tmp:
         mergekit_run(merge_config, str(tmp), options=options)
+        check_finite(tmp, config.get("merge_method"))
         _unresolve(tmp, config, resolved, Path(out).name)
         write_checksums(tmp)
     return Path(out)
