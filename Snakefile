@@ -52,6 +52,7 @@ else:
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/merge.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/warm.smk"
 
 
 rule all:

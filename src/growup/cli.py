@@ -1,9 +1,9 @@
 """The `growup` command: one sub-command group per stage of the study, nothing else.
 
 This module only parses: each verb names its handler (`module:function`, in the `commands`
-module of the package that owns the work), imported when the verb runs. Every verb validates
-its inputs, writes atomically, and exits with status 2 and a one-line message (no traceback) on
-invalid input.
+module of the package that owns the work) and the libraries it imports inside functions
+(`LOADS`), imported when the verb runs. Every verb validates its inputs, writes atomically, and
+exits with status 2 and a one-line message (no traceback) on invalid input.
 """
 
 from __future__ import annotations
@@ -13,10 +13,33 @@ import importlib
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from growup.errors import GrowupError
 from growup.study import FIGURES
 from growup.train.gpus import DEFAULT_GPU, DEFAULT_MFU, GPUS
+
+log = logging.getLogger("growup")
+
+# The libraries a verb's code imports inside functions (beyond its handler module's own imports),
+# as `module` or `module:attribute` (an attribute of a lazy module, e.g. transformers'). `load`
+# imports them before the verb starts, so its "imports done" line comes after every import, and
+# the warm server (growup.warm.server) imports them all, so a warm job imports nothing.
+_EVAL = ("lm_eval", "lm_eval.evaluator", "lm_eval.tasks", "lm_eval.models.huggingface", "datasets", "pandas")
+_MERGE = ("mergekit.config", "mergekit.merge", "mergekit._data.architectures")
+_MERGE += ("mergekit.architecture.json_definitions",)
+_TOKENIZER = ("transformers:PreTrainedTokenizerFast",)
+LOADS: dict[str, tuple[str, ...]] = {
+    "growup.data.commands:fetch": ("datasets",),
+    "growup.data.commands:tokenizer": ("tokenizers", *_TOKENIZER),
+    "growup.data.commands:pack": _TOKENIZER,
+    "growup.evaluate.commands:checkpoint": _EVAL,
+    "growup.evaluate.commands:sweep": _EVAL,
+    "growup.evaluate.commands:merge": _EVAL,
+    "growup.merge.commands:run": _MERGE,
+    "growup.merge.commands:rerun": _MERGE,
+    "growup.train.commands:train": ("accelerate",),
+}
 
 
 def handler(ref: str) -> Callable[[argparse.Namespace], None]:
@@ -24,6 +47,21 @@ def handler(ref: str) -> Callable[[argparse.Namespace], None]:
     `growup --help` and each verb load only what that verb uses (no import cycle hides here)."""
     module, _, name = ref.partition(":")
     return getattr(importlib.import_module(module), name)
+
+
+def import_item(item: str) -> Any:
+    """`module` or `module:attribute`, imported (the attribute read, which loads a lazy one)."""
+    module, _, attribute = item.partition(":")
+    imported = importlib.import_module(module)
+    return getattr(imported, attribute) if attribute else imported
+
+
+def load(ref: str) -> Callable[[argparse.Namespace], None]:
+    """The handler, after importing it and every library the verb loads when it runs (`LOADS`)."""
+    run = handler(ref)
+    for item in LOADS.get(ref, ()):
+        import_item(item)
+    return run
 
 
 def _config_args(p: argparse.ArgumentParser, required: bool = True) -> None:
@@ -277,6 +315,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def verbs(parser: argparse.ArgumentParser | None = None) -> dict[str, str]:
+    """Every verb (`data fetch`, `train`, ...) and its handler, read from the parser."""
+    found: dict[str, str] = {}
+
+    def walk(p: argparse.ArgumentParser, words: tuple[str, ...]) -> None:
+        subs = [a for a in p._actions if isinstance(a, argparse._SubParsersAction)]
+        for action in subs:
+            for name, child in action.choices.items():
+                walk(child, (*words, name))
+        if not subs and p.get_default("handler"):
+            found[" ".join(words)] = p.get_default("handler")
+
+    walk(parser or build_parser(), ())
+    return found
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
@@ -284,7 +338,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        handler(args.handler)(args)
+        run = load(args.handler)
+        log.debug("growup %s: imports done", " ".join(filter(None, (args.group, getattr(args, "verb", "")))))
+        run(args)
     except INPUT_ERRORS as exc:  # bad input: one message; any other exception is a bug (traceback)
         if args.debug:
             raise
