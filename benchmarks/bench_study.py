@@ -8,6 +8,11 @@ leak in), runs `snakemake --cores N` there with that copy's `src` first on PYTHO
 the end-to-end wall time and, per stage, the number of jobs and the sum of their wall and CPU
 seconds, read from the `benchmark:` file every rule writes under logs/benchmarks/<stage>/.
 The stage sums exceed the end-to-end time when jobs run in parallel.
+
+A job run by a warm worker (growup.warm) does its work in a process forked from the warm server,
+outside the process tree Snakemake measures: its CPU time and peak RSS come from the usage line
+that ends its log (logs/<stage>/<job>.log beside logs/benchmarks/<stage>/<job>.tsv); its wall
+time is the benchmark file's (the client waits for the worker).
 """
 
 from __future__ import annotations
@@ -25,35 +30,61 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
+from growup.warm.protocol import parse_usage  # noqa: E402
 from helpers import copy_repo  # noqa: E402
 
 STAGES = ["data", "models", "train", "eval", "merge", "report"]
 
 
+def worker_usage(workdir: Path, tsv: Path) -> dict | None:
+    """The warm worker's usage line in the job's log, if a worker ran the job."""
+    log = workdir / "logs" / tsv.relative_to(workdir / "logs" / "benchmarks").with_suffix(".log")
+    return parse_usage(log.read_text(errors="replace")) if log.is_file() else None
+
+
 def stage_table(workdir: Path) -> list[dict[str, float | int | str]]:
-    """Per stage: jobs, summed job wall seconds, summed CPU seconds, peak RSS (MB)."""
+    """Per stage: jobs, warm jobs, summed job wall seconds, summed CPU seconds, peak RSS (MB)."""
     rows = []
     for stage in STAGES:
-        jobs = wall = cpu = rss = 0.0
+        jobs = warm = wall = cpu = rss = 0.0
         for tsv in sorted((workdir / "logs" / "benchmarks" / stage).rglob("*.tsv")):
+            usage = worker_usage(workdir, tsv)
             with tsv.open() as fh:
                 for rec in csv.DictReader(fh, delimiter="\t"):
                     jobs += 1
                     wall += float(rec["s"])
-                    cpu += float(rec.get("cpu_time") or 0)
-                    rss = max(rss, float(rec.get("max_rss") or 0))
-        rows.append({"stage": stage, "jobs": int(jobs), "wall_s": wall, "cpu_s": cpu, "max_rss_mb": rss})
+                    if usage is not None:
+                        warm += 1
+                        cpu += usage["cpu_s"]
+                        rss = max(rss, usage["max_rss_mb"])
+                    else:
+                        cpu += float(rec.get("cpu_time") or 0)
+                        rss = max(rss, float(rec.get("max_rss") or 0))
+        rows.append(
+            {
+                "stage": stage,
+                "jobs": int(jobs),
+                "warm": int(warm),
+                "wall_s": wall,
+                "cpu_s": cpu,
+                "max_rss_mb": rss,
+            }
+        )
     return rows
 
 
 def markdown(rows: list[dict], total_s: float | None, cores: int | None) -> str:
-    lines = ["| stage | jobs | job wall (s) | job CPU (s) | peak RSS (MB) |", "|---|--:|--:|--:|--:|"]
+    lines = [
+        "| stage | jobs | warm | job wall (s) | job CPU (s) | peak RSS (MB) |",
+        "|---|--:|--:|--:|--:|--:|",
+    ]
     for r in rows:
         lines.append(
-            f"| {r['stage']} | {r['jobs']} | {r['wall_s']:.0f} | {r['cpu_s']:.0f} | {r['max_rss_mb']:.0f} |"
+            f"| {r['stage']} | {r['jobs']} | {r['warm']} | {r['wall_s']:.0f} | {r['cpu_s']:.0f} "
+            f"| {r['max_rss_mb']:.0f} |"
         )
-    jobs, wall, cpu = (sum(r[k] for r in rows) for k in ("jobs", "wall_s", "cpu_s"))
-    lines.append(f"| **all** | {jobs} | {wall:.0f} | {cpu:.0f} | |")
+    jobs, warm, wall, cpu = (sum(r[k] for r in rows) for k in ("jobs", "warm", "wall_s", "cpu_s"))
+    lines.append(f"| **all** | {jobs} | {warm} | {wall:.0f} | {cpu:.0f} | |")
     if total_s is not None:
         lines.append(f"\nEnd to end on {cores} cores: **{total_s / 60:.1f} min** ({total_s:.0f} s).")
     return "\n".join(lines)
