@@ -2,7 +2,8 @@
 
     python -m growup.warm.server --socket DIR/socket [--parent PID] [--idle-s S] [--log FILE]
 
-One thread and one loop (selectors), so forking is safe: the server runs no torch op, initialises
+One thread and one loop (selectors), so forking is safe: the server imports, fills two caches that
+are pure functions of installed files (the config schema, lm-eval's task index), runs no torch op, initialises
 no CUDA and enters no OpenMP region, and it refuses to serve (every client then runs cold) if its
 imports left a thread running (other than jemalloc's fork-safe background thread) or initialised
 CUDA. It starts with every thread count at 1, so no library
@@ -67,6 +68,8 @@ POLL_S = 1.0  # how often the loop checks its parent and the idle time
 FORK_SAFE_THREADS = ("jemalloc_bg_thd",)  # pyarrow's allocator: re-created after fork by jemalloc
 PR_SET_PDEATHSIG = 1
 EXTRA = ("threadpoolctl",)  # what a worker uses to set the job's thread count
+# pure functions of installed files (fingerprinted), cached per process: computed once here
+WARMUPS = ("growup.config:load_schema", "growup.evaluate.harness:task_manager")
 TMP_VARS = ("TMPDIR", "TMP", "TEMP", "TEMPDIR")  # Snakemake's default tmpdir resource, per job
 MB = 1024.0  # ru_maxrss is in KiB on Linux
 __all__ = ["SOCKET_ENV", "SWITCH_ENV", "Launched", "Server", "start", "stop"]
@@ -132,7 +135,7 @@ class Server:
         os.chmod(self.path, 0o600)
         self.listener.listen(128)
 
-    def serve(self, items: Sequence[str]) -> int:
+    def serve(self, items: Sequence[str], warmups: Sequence[str] = ()) -> int:
         for fd in (self.wake_r, self.wake_w):
             os.set_blocking(fd, False)
         signal.set_wakeup_fd(self.wake_w, warn_on_full_buffer=False)
@@ -142,6 +145,8 @@ class Server:
         began = time.monotonic()
         for item in items:
             cli.import_item(item)
+        for item in warmups:
+            cli.import_item(item)()
         problems = fork_safety_problems()
         if source_digest() != self.sources:
             problems.append("a growup source file changed while the server imported it")
@@ -500,7 +505,9 @@ def main(argv: Iterable[str] | None = None) -> int:
     os.environ.update({name: "1" for name in THREAD_VARS})  # before any library loads: no pools
     server = Server(args.socket, args.target, args.parent or os.getppid(), args.idle_s, args.log)
     server.bind()
-    return server.serve(preload_items() if args.preload is None else args.preload)
+    if args.preload is None:
+        return server.serve(preload_items(), WARMUPS)
+    return server.serve(args.preload)
 
 
 if __name__ == "__main__":
