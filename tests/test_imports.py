@@ -10,6 +10,8 @@ Layers, lowest first (a module imports only its own layer or lower ones):
   stages      data, models (verbs: released, report, commands), train, evaluate, merge, report,
               artifacts; their packages import one another without a cycle
   cli         parsing only; it reaches a verb's handler through importlib when the verb runs
+  warm        the `growup` command (growup.warm.client: a warm worker, else the cli in-process)
+              and the warm fork server, which imports every verb through the cli
 The model math sits below accounting because a run's cost is a function of its model's shape.
 """
 
@@ -64,6 +66,8 @@ def layer(module: str) -> int:
         return 2
     if module == "growup.accounting":
         return 3
+    if module.startswith("growup.warm"):
+        return 6
     return 5 if module in ("growup.cli", "growup.__main__") else 4
 
 
@@ -72,18 +76,23 @@ def stage(module: str) -> str:
     return module.split(".")[1]
 
 
+def in_functions(tree: ast.Module) -> set[int]:
+    """The ids of every node inside a function (a function-local import runs only when called)."""
+    return {
+        id(node)
+        for fn in ast.walk(tree)
+        if isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef)
+        for node in ast.walk(fn)
+    }
+
+
 def imports(mods: dict[str, Path]) -> dict[str, set[tuple[str, bool]]]:
     """module -> {(imported growup module, whether the import is inside a function)}: module-level
     and function-local imports alike, each submodule import also importing its packages."""
     graph: dict[str, set[tuple[str, bool]]] = {}
     for name, path in mods.items():
         tree = ast.parse(path.read_text(encoding="utf-8"))
-        local = {
-            id(node)
-            for fn in ast.walk(tree)
-            if isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef)
-            for node in ast.walk(fn)
-        }
+        local = in_functions(tree)
         edges: set[tuple[str, bool]] = set()
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
@@ -214,4 +223,153 @@ def test_the_parser_and_help_load_no_heavy_library(argv):
         [sys.executable, "-W", "error", "-c", code], capture_output=True, text=True, timeout=60
     )
     assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
+# --- what each verb imports: its start-up -----------------------------------------------------
+
+HEAVY_LIBRARIES = ("torch", "transformers", "datasets", "lm_eval", "mergekit", "pandas", "matplotlib")
+HEAVY_LIBRARIES += ("scipy", "accelerate", "safetensors", "pyarrow", "tokenizers")
+TORCH_AND_MODELS = {"torch", "transformers"}
+EVAL = {*TORCH_AND_MODELS, "lm_eval", "datasets", "pandas"}
+# every verb's heavy libraries: its handler module's own imports, transitively through growup's
+# modules, and the libraries growup.cli.LOADS says it imports when it runs
+VERB_LIBRARIES = {
+    "model init": TORCH_AND_MODELS,
+    "model clone": TORCH_AND_MODELS,
+    "model count": TORCH_AND_MODELS,
+    "model fetch": TORCH_AND_MODELS,
+    "data fetch": {"datasets", "pyarrow"},
+    "data replay": {"pyarrow"},
+    "data unimax": {"pyarrow"},
+    "data tokenizer": {"pyarrow", "tokenizers", "transformers"},
+    "data pack": {"pyarrow", "transformers"},
+    "train": {*TORCH_AND_MODELS, "accelerate"},
+    "eval checkpoint": EVAL,
+    "eval sweep": EVAL,
+    "eval merge": EVAL,
+    "eval tidy": TORCH_AND_MODELS,  # the lineage's FLOPs (accounting) count a LlamaConfig
+    "merge configs": {*TORCH_AND_MODELS, "safetensors"},
+    "merge run": {*TORCH_AND_MODELS, "safetensors", "mergekit"},
+    "merge rerun": {*TORCH_AND_MODELS, "safetensors", "mergekit"},
+    "report tables": {"pandas"},
+    "report figure": {"pandas", "matplotlib"},
+    "report claims": {"pandas"},
+    "artifacts record": set(),
+    "artifacts restore": set(),
+    "artifacts verify": set(),
+    "budget": TORCH_AND_MODELS,
+}
+# a deferred import that no verb loads first (growup.cli.LOADS) nor any module imports at the top
+DEFERRED_EXEMPT = {
+    ("growup.checks", "mergekit.merge_methods"),  # config checks in the workflow's process, cached
+}
+
+
+def _type_checking_only(tree: ast.Module) -> set[int]:
+    return {
+        id(node)
+        for block in tree.body
+        if isinstance(block, ast.If) and "TYPE_CHECKING" in ast.unparse(block.test)
+        for node in ast.walk(block)
+    }
+
+
+def library_imports(path: Path) -> list[tuple[tuple[str, ...], bool]]:
+    """The module's imports of other packages: per import, the dotted names it may load (`from a
+    import b`: a, a.b) and whether it sits in a function (imports under `if TYPE_CHECKING:` never
+    run and are left out)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    local = in_functions(tree)
+    skipped = _type_checking_only(tree)
+    found = []
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.Import):
+            found += [((alias.name,), id(node) in local) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = (node.module, *(f"{node.module}.{alias.name}" for alias in node.names))
+            found.append((names, id(node) in local))
+    return [(names, inside) for names, inside in found if not names[0].startswith("growup")]
+
+
+def module_closure(graph: dict[str, set[tuple[str, bool]]], module: str) -> set[str]:
+    """The growup modules importing `module` imports at module level, itself included."""
+    seen, todo = set(), [module]
+    while todo:
+        current = todo.pop()
+        if current not in seen:
+            seen.add(current)
+            todo += [target for target, inside in graph.get(current, ()) if not inside]
+    return seen
+
+
+def verb_libraries(graph: dict[str, set[tuple[str, bool]]], ref: str) -> set[str]:
+    from growup.cli import LOADS
+
+    mods = modules()
+    names = {
+        names[0]
+        for module in module_closure(graph, ref.partition(":")[0])
+        for names, inside in library_imports(mods[module])
+        if not inside
+    }
+    names |= {item.partition(":")[0] for item in LOADS.get(ref, ())}
+    return {name.split(".")[0] for name in names} & set(HEAVY_LIBRARIES)
+
+
+def test_each_verb_imports_only_its_heavy_libraries(graph):
+    """Which of torch, transformers, lm-eval, mergekit, pandas, ... each verb imports before its
+    work starts: a data or report verb pays for no model library (its start-up, README table)."""
+    from growup.cli import verbs
+
+    found = {verb: verb_libraries(graph, ref) for verb, ref in verbs().items()}
+    assert found == VERB_LIBRARIES
+
+
+def test_every_deferred_library_import_is_loaded_before_the_verb_starts(graph):
+    """An import of a heavy library inside a function is named in growup.cli.LOADS (or its package
+    is imported at a module's top): the verb's `imports done` line comes after it, and the warm
+    server has imported it, so no warm job pays for it."""
+    from growup.cli import LOADS
+
+    mods = modules()
+    top = {names[0] for path in mods.values() for names, inside in library_imports(path) if not inside}
+    top |= {item.partition(":")[0] for items in LOADS.values() for item in items}
+
+    def covered(name: str) -> bool:
+        parts = name.split(".")
+        return any(".".join(parts[:i]) in top for i in range(1, len(parts) + 1))
+
+    missing = []
+    for module, path in mods.items():
+        for names, inside in library_imports(path):
+            heavy = names[0].split(".")[0] in HEAVY_LIBRARIES
+            if (
+                inside
+                and heavy
+                and not any(map(covered, names))
+                and (module, names[0]) not in DEFERRED_EXEMPT
+            ):
+                missing.append((module, names[0]))
+    assert not missing, f"add these to growup.cli.LOADS of the verbs that reach them: {missing}"
+
+
+LIGHT_VERBS = [verb for verb, libraries in VERB_LIBRARIES.items() if "torch" not in libraries]
+
+
+@pytest.mark.parametrize("verb", LIGHT_VERBS)
+def test_a_light_verb_loads_no_model_library_when_it_starts(verb):
+    """What the verb really loads (third-party imports included) before its work: no torch, no
+    lm-eval, no mergekit (each verb in a fresh interpreter, as the growup command runs it)."""
+    code = (
+        "import sys\n"
+        "from growup import cli\n"
+        f"cli.load(cli.verbs()[{verb!r}])\n"
+        "model_libraries = ('torch', 'lm_eval', 'mergekit', 'scipy', 'accelerate')\n"
+        "print(sorted(m for m in model_libraries if m in sys.modules))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "[]"

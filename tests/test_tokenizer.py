@@ -39,7 +39,9 @@ def test_gated_tokenizer_says_how_to_log_in(mini_study, monkeypatch):
             "https://huggingface.co/meta-llama/Llama-3.3-70B-Instruct.\n401 Client Error."
         )
 
-    monkeypatch.setattr(tk.AutoTokenizer, "from_pretrained", refuse)
+    import transformers
+
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", refuse)
     monkeypatch.delenv("GROWUP_HUB_ROOT", raising=False)
     spec = replace(mini_study.tokenizer, hub_id="meta-llama/Llama-3.3-70B-Instruct")
     with pytest.raises(GrowupError, match=r"gated.*hf auth login.*HF_TOKEN"):

@@ -184,3 +184,15 @@ def verify_folder(
         )
     verify_files((folder / name, digest, record) for name, digest in sums.items())
     return sums
+
+
+# what a usable tokenizer folder must hold (label -> alternative file names), for verify_folder
+TOKENIZER = {"tokenizer": ("tokenizer.json", "tokenizer.model")}
+
+
+def verify_tokenizer(folder: str | os.PathLike[str]) -> Path:
+    """The tokenizer folder (`data/tokenizer`), after checking its files against the hashes
+    recorded when it was written: packing and model init read it, and a damaged one would
+    silently change every token."""
+    verify_folder(folder, TOKENIZER, what="tokenizer")
+    return Path(folder)

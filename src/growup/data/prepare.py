@@ -11,8 +11,7 @@ from growup.config import Study
 from growup.data import replay, sources
 from growup.data.packing import pack
 from growup.data.rawstore import RawDataset, write_raw
-from growup.data.tokenizer import load_hub_tokenizer, save_tokenizer, tokenizer_digest, train_bpe
-from growup.models.checkpoint import verify_tokenizer
+from growup.data.tokenizer import load_hub_tokenizer, load_tokenizer, save_tokenizer, tokenizer_digest, train_bpe
 from growup.data.unimax import epoch_stages, unimax
 from growup.errors import GrowupError
 from growup.io import atomic_write_json
@@ -127,10 +126,8 @@ def pack_dataset(
     study: Study, raw: str | os.PathLike[str], tokenizer_dir: str | os.PathLike[str], out: str | os.PathLike[str]
 ) -> dict[str, Any]:
     """Tokenize and pack one raw dataset into data/packed/<name>."""
-    from transformers import AutoTokenizer
-
     ds = RawDataset.open(raw)
-    tokenizer = AutoTokenizer.from_pretrained(str(verify_tokenizer(tokenizer_dir)))
+    tokenizer = load_tokenizer(tokenizer_dir)
     metadata = {
         "dataset": ds.name,
         "source": ds.source,

@@ -1,20 +1,29 @@
 """The study's tokenizer: the paper's Llama-3.3 tokenizer from the Hub (gated), or, for the mini
-study, a byte-level BPE tokenizer trained with `tokenizers` on the mini corpus, deterministically."""
+study, a byte-level BPE tokenizer trained with `tokenizers` on the mini corpus, deterministically.
+
+transformers is imported by the functions that use it (the `data tokenizer` and `data pack` verbs
+load it first, growup.cli.LOADS), so the other data verbs start without it."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-
-from transformers import AutoTokenizer, PreTrainedTokenizerFast
+from typing import TYPE_CHECKING
 
 from growup import hub
 from growup.config import TokenizerSpec
 from growup.errors import GrowupError
-from growup.integrity import write_checksums
+from growup.integrity import verify_tokenizer, write_checksums
 from growup.io import atomic_dir
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerFast
+
+# the `tokenizer_class` values that name transformers' fast tokenizer (v5 calls it TokenizersBackend)
+FAST_CLASSES = ("PreTrainedTokenizerFast", "TokenizersBackend")
 
 GATED_HELP = (
     "the tokenizer {hub_id!r} is gated on the Hugging Face Hub: accept its licence at "
@@ -28,6 +37,7 @@ def train_bpe(texts: Iterable[str], spec: TokenizerSpec) -> PreTrainedTokenizerF
     The same texts in the same order give the same vocabulary and merges, byte for byte.
     """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -51,6 +61,8 @@ def train_bpe(texts: Iterable[str], spec: TokenizerSpec) -> PreTrainedTokenizerF
 
 def load_hub_tokenizer(spec: TokenizerSpec, hub_root: str | None) -> PreTrainedTokenizerFast:
     """The pretrained tokenizer named by `tokenizer.hub_id`, through the Hub root in force."""
+    from transformers import AutoTokenizer
+
     assert spec.hub_id is not None
     path = hub.resolve(spec.hub_id, hub_root)
     try:
@@ -76,8 +88,24 @@ def _is_gated(exc: BaseException) -> bool:
     return False
 
 
+def load_tokenizer(folder: str | os.PathLike[str]) -> PreTrainedTokenizerFast:
+    """A saved tokenizer folder, verified. A fast tokenizer (what `data tokenizer` writes, and
+    Llama-3's) loads through its own class: what `AutoTokenizer` resolves it to, without the
+    seconds AutoTokenizer's import of every model's tokenizer mapping (and torch) costs."""
+    path = str(verify_tokenizer(folder))
+    config = Path(path) / "tokenizer_config.json"
+    name = json.loads(config.read_text(encoding="utf-8")).get("tokenizer_class") if config.is_file() else None
+    if name in FAST_CLASSES:
+        from transformers import PreTrainedTokenizerFast
+
+        return PreTrainedTokenizerFast.from_pretrained(path)
+    from transformers import AutoTokenizer  # any other class: transformers picks it
+
+    return AutoTokenizer.from_pretrained(path)
+
+
 def save_tokenizer(tokenizer: PreTrainedTokenizerFast, out: str | os.PathLike[str]) -> Path:
-    """Write the tokenizer and its `checksums.sha256` (what `checkpoint.verify_tokenizer` checks), atomically."""
+    """Write the tokenizer and its `checksums.sha256` (what `integrity.verify_tokenizer` checks), atomically."""
     with atomic_dir(out) as tmp:
         tokenizer.save_pretrained(tmp)
         write_checksums(tmp)

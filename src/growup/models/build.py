@@ -12,7 +12,7 @@ from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
 from growup.config import ModelSpec, Study
 from growup.errors import GrowupError
-from growup.models.checkpoint import verify_tokenizer
+from growup.integrity import verify_tokenizer
 from growup.models.cloning import cloned_config
 from growup.models.hyperllama import llama_config
 from growup.study import BASE_MODEL, clone_model

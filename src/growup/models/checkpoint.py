@@ -13,7 +13,7 @@ import yaml
 from transformers import AutoModelForCausalLM, PreTrainedModel
 
 from growup.errors import GrowupError
-from growup.integrity import verify_folder, write_checksums
+from growup.integrity import TOKENIZER, verify_folder, write_checksums
 from growup.io import atomic_dir
 
 CARD = "README.md"
@@ -30,7 +30,6 @@ REQUIRED = {
     "config": ("config.json",),
     "weights": ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin"),
 }
-TOKENIZER = {"tokenizer": ("tokenizer.json", "tokenizer.model")}
 
 
 def write_card(folder: Path, lineage: dict[str, Any]) -> None:
@@ -94,14 +93,6 @@ def save_checkpoint(
         write_card(tmp, lineage)
         write_checksums(tmp)
     return Path(out)
-
-
-def verify_tokenizer(folder: str | os.PathLike[str]) -> Path:
-    """The tokenizer folder (`data/tokenizer`), after checking its files against the hashes
-    recorded when it was written: packing and model init read it, and a damaged one would
-    silently change every token."""
-    verify_folder(folder, TOKENIZER, what="tokenizer")
-    return Path(folder)
 
 
 def verify_checkpoint(path: str | os.PathLike[str], tokenizer: bool = True) -> None:
