@@ -100,7 +100,8 @@ def main() -> int:
         print(markdown(stage_table(args.summarize), None, None))
         return 0
     workdir = copy_repo(Path(tempfile.mkdtemp(prefix="bench-study-")))
-    env = {**os.environ, "PYTHONPATH": f"{workdir / 'src'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    path = os.pathsep.join(filter(None, [str(workdir / "src"), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path}  # no empty entry: that would put each job's folder on the path
     start = time.perf_counter()
     proc = subprocess.run(["snakemake", "--cores", str(args.cores), "-q"], cwd=workdir, env=env)
     total = time.perf_counter() - start

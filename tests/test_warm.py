@@ -37,9 +37,12 @@ def base_env(*paths: Path) -> dict[str, str]:
     return warm.job_environment(env)
 
 
-def launch(tmp: Path, env: dict[str, str], preload: list[str], target: str) -> warm.Launched:
+def launch(
+    tmp: Path, env: dict[str, str], preload: list[str], target: str, serving: bool = True
+) -> warm.Launched:
     launched = warm.start(tmp / "warm.log", preload=preload, target=target, environ=env)
-    assert launched is not None, (tmp / "warm.log").read_text()
+    assert launched is not None
+    assert warm.wait_serving(launched) == serving, (tmp / "warm.log").read_text()
     return launched
 
 
@@ -258,7 +261,7 @@ def test_a_server_whose_imports_leave_a_thread_running_serves_nobody(tmp_path):
         "import threading, time\nthreading.Thread(target=time.sleep, args=(30,), daemon=True).start()\n"
     )
     env = base_env(tmp_path)
-    launched = launch(tmp_path, env, ["warm_target", "warm_threaded"], "warm_target:main")
+    launched = launch(tmp_path, env, ["warm_target", "warm_threaded"], "warm_target:main", serving=False)
     try:
         assert launched.process.wait(timeout=60) == 3
         assert "not serving" in (tmp_path / "warm.log").read_text()
@@ -266,3 +269,41 @@ def test_a_server_whose_imports_leave_a_thread_running_serves_nobody(tmp_path):
         assert ran == client
     finally:
         warm.stop(launched)
+
+
+def test_a_server_serves_jobs_that_write_into_a_folder_on_the_import_path(tmp_path):
+    """A job's folder may be on the import path (an empty PYTHONPATH entry): the files jobs write
+    there do not make the server stale; a changed environment does, and its log names it."""
+    env = base_env(tmp_path)
+    launched = launch(tmp_path, env, ["warm_target"], "warm_target:main")
+    served = {**env, protocol.SOCKET_ENV: launched.socket}
+    try:
+        (tmp_path / "a job's output").mkdir()
+        client, ran = pid_run(served, cwd=tmp_path)
+        assert ran != client
+        client, ran = pid_run({**served, "TRANSFORMERS_VERBOSITY": "error"}, cwd=tmp_path)
+        assert ran == client
+    finally:
+        warm.stop(launched)
+    assert (
+        "stale: the client differs from the server in environment variables TRANSFORMERS_VERBOSITY"
+        in (tmp_path / "warm.log").read_text()
+    )
+
+
+def test_a_job_that_starts_while_the_server_imports_runs_cold_at_once(tmp_path):
+    (tmp_path / "warm_slow.py").write_text("import time\ntime.sleep(30)\n")
+    env = base_env(tmp_path)
+    launched = warm.start(
+        tmp_path / "warm.log", preload=["warm_slow"], target="warm_target:main", environ=env
+    )
+    assert launched is not None
+    try:
+        began = time.monotonic()
+        client, ran = pid_run({**env, protocol.SOCKET_ENV: launched.socket})
+        assert ran == client and time.monotonic() - began < 25
+        assert launched.process.poll() is None  # still importing
+    finally:
+        began = time.monotonic()
+        warm.stop(launched)
+    assert time.monotonic() - began < 5  # SIGTERM ends an importing server at once

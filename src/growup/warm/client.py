@@ -25,15 +25,17 @@ from growup.warm.protocol import (
     SOCKET_ENV,
     SWITCH_ENV,
     TARGET,
+    context,
+    digest,
     dispositions,
-    fingerprint,
     job_threads,
     read_json,
     send_request,
+    source_digest,
     usage_line,
 )
 
-WAIT_S = 120.0  # for the server's answer (it may still be importing); then the verb runs cold
+WAIT_S = 30.0  # for the server's answer (it listens once its imports are done); then cold
 
 
 def resolve(target: str) -> Callable[[Sequence[str] | None], Any]:
@@ -55,6 +57,7 @@ def main(target: str = TARGET) -> int:
 def request(argv: list[str], target: str) -> dict[str, Any]:
     """What the worker needs to be this process."""
     env = dict(os.environ)
+    found, sources = context(env, target), source_digest()
     return {
         "argv": argv,
         "cwd": os.getcwd(),
@@ -63,7 +66,9 @@ def request(argv: list[str], target: str) -> dict[str, Any]:
         "umask": current_umask(),
         "signals": dispositions(),
         "threads": job_threads(env),
-        "fingerprint": fingerprint(env, target),
+        "fingerprint": digest(found, sources),
+        "context": found,  # for the server's log, should the fingerprints differ
+        "sources": sources,
         "client": os.getpid(),
     }
 

@@ -2,8 +2,10 @@
 format and the usage line. Standard library only: the client imports this before anything else.
 
 The fingerprint says when a worker forked from the server would not behave like a fresh process
-of the client's: another interpreter, flags or import path, an installed package added or removed
-(the mtime of every path entry), any growup source or data file changed since the server
+of the client's: another interpreter, flags or import path, a package installed, upgraded or
+removed in a path entry (its `.dist-info`, `.egg-info`, `.pth` and `.egg-link` entries, with their
+mtimes; not the folder's own mtime, which any file a job writes into a path entry such as the
+working folder would change), any growup source or data file changed since the server
 imported it, another environment (every variable except the few a job varies and the worker
 applies itself: the shell's `_`, `SHLVL`, `PWD`, and the thread counts), other user, groups,
 resource limits, CPU affinity, cgroup or namespaces (a SLURM job step or a container sees other
@@ -26,7 +28,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 SOCKET_ENV = "GROWUP_WARM_SOCKET"  # set by the workflow for its local jobs (growup.warm.server)
-SWITCH_ENV = "GROWUP_WARM"  # "0": never use a warm server
+SWITCH_ENV = "GROWUP_WARM"  # "0": never use a warm server; "1": also for a run of few jobs
 TARGET = "growup.cli:main"  # what a worker runs: the verb, parsed from argv
 VERSION = 1
 
@@ -69,11 +71,17 @@ def source_digest(package: Path = PACKAGE) -> str:
     return digest.hexdigest()
 
 
-def _mtime(path: str) -> int | None:
+INSTALLED_SUFFIXES = (".dist-info", ".egg-info", ".pth", ".egg-link")  # what an install leaves
+
+
+def installed(path: str) -> list[tuple[str, int]] | None:
+    """The install records in one import-path entry, with their mtimes (None: not a folder)."""
     try:
-        return os.stat(path or ".").st_mtime_ns
+        with os.scandir(path or ".") as entries:
+            found = [(e.name, e.stat().st_mtime_ns) for e in entries if e.name.endswith(INSTALLED_SUFFIXES)]
     except OSError:
         return None
+    return sorted(found)
 
 
 def _namespace(name: str) -> int | None:
@@ -100,7 +108,7 @@ def context(env: Mapping[str, str], target: str) -> dict[str, Any]:
         "flags": list(sys.flags),
         "xoptions": {str(k): str(v) for k, v in sys._xoptions.items()},
         "warnoptions": list(sys.warnoptions),
-        "path": [(p, _mtime(p)) for p in sys.path[1:]],  # [0] is the script's or the server's folder
+        "path": [(p, installed(p)) for p in sys.path[1:]],  # [0] is the script's or the server's folder
         "package": str(PACKAGE),
         "env": {k: v for k, v in sorted(env.items()) if k not in PER_JOB},
         "ids": [os.getuid(), os.geteuid(), os.getgid(), sorted(os.getgroups())],
@@ -113,8 +121,32 @@ def context(env: Mapping[str, str], target: str) -> dict[str, Any]:
 
 def fingerprint(env: Mapping[str, str], target: str = TARGET, sources: str | None = None) -> str:
     """One digest of `context` and the growup sources: equal digests, interchangeable processes."""
-    blob = json.dumps(context(env, target), sort_keys=True).encode()
-    return hashlib.sha256(blob + (sources or source_digest()).encode()).hexdigest()
+    return digest(context(env, target), sources or source_digest())
+
+
+def digest(found: Mapping[str, Any], sources: str) -> str:
+    """The fingerprint of a `context` and a `source_digest`."""
+    blob = json.dumps(found, sort_keys=True).encode()
+    return hashlib.sha256(blob + sources.encode()).hexdigest()
+
+
+def differences(mine: Mapping[str, Any], theirs: Mapping[str, Any]) -> list[str]:
+    """What differs between two `context`s, by name (environment variables and path entries by
+    name only, never their values): for the server's log when it turns a job away."""
+    found = []
+    for key in sorted(set(mine) | set(theirs)):
+        a, b = mine.get(key), theirs.get(key)
+        if a == b:
+            continue
+        if key == "env" and isinstance(a, dict) and isinstance(b, dict):
+            names = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+            found.append(f"environment variables {', '.join(names)}")
+        elif key == "path" and isinstance(a, list) and isinstance(b, list):
+            entries = [entry[0] for entry in (*a, *b) if (entry in a) != (entry in b)]
+            found.append(f"import path entries {', '.join(dict.fromkeys(map(str, entries)))}")
+        else:
+            found.append(key)
+    return found
 
 
 def dispositions() -> dict[str, str]:

@@ -3,11 +3,12 @@
     python -m growup.warm.server --socket DIR/socket [--parent PID] [--idle-s S] [--log FILE]
 
 One thread and one loop (selectors), so forking is safe: the server imports, fills two caches that
-are pure functions of installed files (the config schema, lm-eval's task index), runs no torch op, initialises
-no CUDA and enters no OpenMP region, and it refuses to serve (every client then runs cold) if its
-imports left a thread running (other than jemalloc's fork-safe background thread) or initialised
-CUDA. It starts with every thread count at 1, so no library
-builds a thread pool at import; a worker sets the job's count, as a fresh process would read it.
+are pure functions of installed files (the config schema, lm-eval's task index), runs no torch op,
+initialises no CUDA and enters no OpenMP region, and it refuses to serve (every client then runs
+cold) if its imports left a thread running (other than jemalloc's fork-safe background thread) or
+initialised CUDA. It starts with every thread count at 1, so no library builds a thread pool at
+import; a worker sets the job's count, as a fresh process would read it. Its socket appears only
+once the imports are done: a job that starts before then finds none and runs cold, never waits.
 
 A worker: in its own process group, killed with the server (PR_SET_PDEATHSIG), waits until its
 client says `go`, then becomes the client (working folder, environment, umask, argv, import path,
@@ -18,8 +19,9 @@ reseeds itself after a fork), runs the verb and exits as Python would
 its own rusage to the client; a client that disconnects before its worker ends has the worker's
 whole process group killed at once (SIGKILL), so nothing writes after Snakemake saw the job end.
 
-The server exits, killing any worker left, on SIGTERM (the workflow's onsuccess/onerror), when
-the process that started it dies, or after `--idle-s` seconds without a worker.
+The server exits, killing any worker left, on SIGTERM (the workflow's onsuccess/onerror; while
+it still imports, at once), when the process that started it dies, or after `--idle-s` seconds
+without a worker.
 
 `start` and `stop` are what the Snakefile calls: a socket in a fresh 0700 folder, the server's
 log in the workflow's logs, and the thread and temp-folder variables a local Snakemake job gets.
@@ -32,6 +34,7 @@ import contextlib
 import ctypes
 import importlib
 import io
+import json
 import os
 import selectors
 import shutil
@@ -56,7 +59,9 @@ from growup.warm.protocol import (
     TARGET,
     THREAD_VARS,
     apply_dispositions,
-    fingerprint,
+    context,
+    differences,
+    digest,
     job_threads,
     recv_request,
     send_json,
@@ -72,7 +77,7 @@ EXTRA = ("threadpoolctl",)  # what a worker uses to set the job's thread count
 WARMUPS = ("growup.config:load_schema", "growup.evaluate.harness:task_manager")
 TMP_VARS = ("TMPDIR", "TMP", "TEMP", "TEMPDIR")  # Snakemake's default tmpdir resource, per job
 MB = 1024.0  # ru_maxrss is in KiB on Linux
-__all__ = ["SOCKET_ENV", "SWITCH_ENV", "Launched", "Server", "start", "stop"]
+__all__ = ["SOCKET_ENV", "SWITCH_ENV", "Launched", "Server", "start", "stop", "wait_serving"]
 
 
 def preload_items() -> list[str]:
@@ -118,7 +123,8 @@ class Server:
     def __init__(self, path: str, target: str, parent: int, idle_s: float, log: str | None) -> None:
         self.path, self.target, self.parent, self.idle_s, self.log = path, target, parent, idle_s, log
         self.sources = source_digest()
-        self.fingerprint = fingerprint(os.environ, target, self.sources)
+        self.context = json.loads(json.dumps(context(os.environ, target)))  # as a client sends it
+        self.fingerprint = digest(self.context, self.sources)
         self.workers: dict[int, Worker] = {}
         self.stopping = False
         self.last_busy = time.monotonic()
@@ -130,19 +136,16 @@ class Server:
         print(f"{time.strftime('%H:%M:%S')} growup warm server {os.getpid()}: {message}", flush=True)
 
     def bind(self) -> None:
-        """Listen at once: a client that connects while the server imports waits in the backlog."""
-        self.listener.bind(self.path)
-        os.chmod(self.path, 0o600)
+        """Listen, once the imports are done: until then a client finds no socket and runs cold,
+        so the first jobs of a run never wait for the server."""
+        staging = self.path + ".binding"  # the socket appears at its path only once it listens
+        self.listener.bind(staging)
+        os.chmod(staging, 0o600)
         self.listener.listen(128)
+        os.rename(staging, self.path)
 
     def serve(self, items: Sequence[str], warmups: Sequence[str] = ()) -> int:
-        for fd in (self.wake_r, self.wake_w):
-            os.set_blocking(fd, False)
-        signal.set_wakeup_fd(self.wake_w, warn_on_full_buffer=False)
-        signal.signal(signal.SIGCHLD, lambda *_: None)
-        for name in ("SIGTERM", "SIGINT", "SIGHUP"):
-            signal.signal(getattr(signal, name), self._stop)
-        began = time.monotonic()
+        began = time.monotonic()  # importing, SIGTERM ends the server at once (nothing to clean)
         for item in items:
             cli.import_item(item)
         for item in warmups:
@@ -153,6 +156,13 @@ class Server:
         if problems:
             self.say("not serving (every job runs in its own process): " + "; ".join(problems))
             return 3
+        for fd in (self.wake_r, self.wake_w):
+            os.set_blocking(fd, False)
+        signal.set_wakeup_fd(self.wake_w, warn_on_full_buffer=False)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        for name in ("SIGTERM", "SIGINT", "SIGHUP"):
+            signal.signal(getattr(signal, name), self._stop)
+        self.bind()
         self.say(f"serving {self.path}: {len(items)} modules imported in {time.monotonic() - began:.1f} s")
         self.selector.register(self.listener, selectors.EVENT_READ, "accept")
         self.selector.register(self.wake_r, selectors.EVENT_READ, "signal")
@@ -205,7 +215,10 @@ class Server:
 
     def _refusal(self, request: dict[str, Any]) -> str | None:
         if request.get("fingerprint") != self.fingerprint:
-            return "stale: the client's interpreter, path, environment or growup sources differ"
+            found = differences(self.context, request.get("context") or {})
+            if request.get("sources") != self.sources:
+                found.append("growup source files")
+            return "stale: the client differs from the server in " + ("; ".join(found) or "its fingerprint")
         if request.get("threads") is None or job_threads(request.get("env") or {}) != request["threads"]:
             return "the job's thread variables are not one count"
         return None
@@ -445,32 +458,41 @@ def start(
     preload: Sequence[str] | None = None,
     target: str = TARGET,
     environ: dict[str, str] | None = None,
-    wait_s: float = 30.0,
 ) -> Launched | None:
     """Start a server for this process's local jobs (every verb's imports unless `preload` says
-    which); None, and jobs run cold, if it does not come up. It listens before it imports."""
+    which), without waiting for it: it listens once it has imported them, and until then, or if
+    it never does, jobs run cold. None if it cannot be started at all."""
     folder = tempfile.mkdtemp(prefix="growup-warm-")  # 0700: only this user reaches the socket
     path = os.path.join(folder, "socket")
     command = [sys.executable, "-m", "growup.warm.server", "--socket", path, "--parent", str(os.getpid())]
     command += ["--idle-s", str(idle_s), "--log", str(log), "--target", target]
     command += ["--preload", *preload] if preload is not None else []
     Path(log).parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "w", encoding="utf-8") as out:
-        process = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=job_environment(environ),
-            start_new_session=True,  # the terminal's Ctrl-C goes to the clients, which forward it
-        )
-    deadline = time.monotonic() + wait_s
-    while not os.path.exists(path):
-        if process.poll() is not None or time.monotonic() > deadline:
-            stop(Launched(process, folder, path))
-            return None
-        time.sleep(0.02)
+    try:
+        with open(log, "w", encoding="utf-8") as out:
+            process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=job_environment(environ),
+                start_new_session=True,  # the terminal's Ctrl-C goes to the clients, which forward it
+            )
+    except OSError:
+        shutil.rmtree(folder, ignore_errors=True)
+        return None
     return Launched(process, folder, path)
+
+
+def wait_serving(launched: Launched, timeout_s: float = 600.0) -> bool:
+    """Wait until the server listens (True) or has ended without serving (False); for tests and
+    benchmarks, which want every job warm."""
+    deadline = time.monotonic() + timeout_s
+    while not os.path.exists(launched.socket):
+        if launched.process.poll() is not None or time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def stop(launched: Launched | None, wait_s: float = 10.0) -> None:
@@ -504,7 +526,6 @@ def main(argv: Iterable[str] | None = None) -> int:
     args = parse_args(argv)
     os.environ.update({name: "1" for name in THREAD_VARS})  # before any library loads: no pools
     server = Server(args.socket, args.target, args.parent or os.getppid(), args.idle_s, args.log)
-    server.bind()
     if args.preload is None:
         return server.serve(preload_items(), WARMUPS)
     return server.serve(args.preload)
