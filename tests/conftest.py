@@ -88,3 +88,42 @@ def study_repo(hub_root, tmp_path_factory) -> Path:
     repo = git_repo(copy_repo(dest))
     run_tool(repo, "dvc", "repro")
     return repo
+
+
+# --- GROWUP_TEST_WARM=1: every `growup` the tests start runs in a warm worker (growup.warm) ------
+WARM_LOG: list[Path] = []
+
+
+@pytest.fixture(scope="session", autouse=True)
+def warm_growup(tmp_path_factory):
+    """With GROWUP_TEST_WARM=1, one warm server for the session: the tests' `growup` subprocesses
+    (those that inherit this environment) are its clients, and every Snakemake run the tests start
+    uses its own server however few its jobs (GROWUP_WARM=1). The summary says how many jobs
+    workers ran; a subprocess whose environment differs runs cold, as the command always may."""
+    if os.environ.get("GROWUP_TEST_WARM") != "1":
+        yield None
+        return
+    from growup.warm import server as warm
+
+    log = tmp_path_factory.mktemp("warm") / "warm.log"
+    saved = dict(os.environ)
+    os.environ.update({**warm.job_environment(), warm.SWITCH_ENV: "1"})
+    launched = warm.start(log)
+    assert launched is not None and warm.wait_serving(launched), log.read_text()
+    os.environ[warm.SOCKET_ENV] = launched.socket
+    WARM_LOG.append(log)
+    try:
+        yield launched
+    finally:
+        warm.stop(launched)
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def pytest_terminal_summary(terminalreporter):
+    for log in WARM_LOG:
+        text = log.read_text()
+        jobs = text.count(" for client ")
+        terminalreporter.write_line(
+            f"GROWUP_TEST_WARM: warm workers ran {jobs} growup jobs (server log: {log})"
+        )
