@@ -46,6 +46,12 @@ def gpus_per_node(environ: dict[str, str] | None = None) -> int:
     return value
 
 
+def launched_rank(environ: dict[str, str] | None = None) -> int:
+    """This process's global rank among those `accelerate launch` (torchrun) started: RANK, 0
+    for a process started alone."""
+    return int((os.environ if environ is None else environ).get("RANK", "0"))
+
+
 def nodes(gpus: int, per_node: int) -> int:
     """Nodes for a job of `gpus` GPUs, `per_node` each; an uneven split is an error."""
     if gpus <= per_node:
@@ -87,8 +93,10 @@ def launch_command(gpus: int, per_node: int, threads: int, mixed_precision: str 
 
     gpus <= 1: `growup train` itself. One node: `accelerate launch` with one process per GPU.
     Several nodes: `srun` starts one `accelerate launch` per node; each names its node's rank
-    (SLURM_NODEID) and the first node of the allocation as the rendezvous host. Outside a SLURM
-    allocation that command stops at once (exit 2) with what to do instead.
+    (SLURM_NODEID) and the first node of the allocation as the rendezvous host: the address srun
+    was started from (SLURM_LAUNCH_NODE_IPADDR: the batch step runs on the first node), else the
+    first node's name. Outside a SLURM allocation that command stops at once (exit 2) with what
+    to do instead.
     """
     if gpus <= 1:
         return TRAIN
@@ -111,7 +119,8 @@ def launch_command(gpus: int, per_node: int, threads: int, mixed_precision: str 
             "exec",
             shlex.join(accelerate),
             '--machine_rank="$SLURM_NODEID"',
-            '--main_process_ip="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)"',
+            '--main_process_ip="${SLURM_LAUNCH_NODE_IPADDR:-'
+            '$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)}"',
             f"--main_process_port={MAIN_PORT}",
             "--rdzv_backend=static",
             shlex.join(module),
