@@ -35,22 +35,17 @@ from pathlib import Path
 import pytest
 import yaml
 from cluster import minicluster
+from cluster.slice import MERGES
+from cluster.slice import TARGETS as SLICE
 from cluster.watch import Created, find_process, saved_step, slurm_job_id, wait_for
 
 from growup.resources import bundle_resources, eval_resources, merge_resources
-from growup.study import Merge, load_config
+from growup.study import load_config
 from helpers import REPO, copy_repo, git_repo, planned, skip_or_fail
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
 MINI = load_config(REPO / "config" / "config.yaml")
-MERGES = [Merge("1x", method, ("isl", "swe")) for method in ("linear", "ties")]
-# Icelandic's three setups and two merges with all they need: every fetch, the replay sets, UniMax,
-# the tokenizer and the packed data the runs read; the seed run, both clones and seven runs
-SLICE = [
-    *(f"evals/isl-{setup}" for setup in ("1x", "1x-cloned", "2x")),
-    *(f"evals/merges/{m.setup}/{m.method}/{m.subset_name}" for m in MERGES),
-]
 PROFILE = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
 BUNDLE = int(dict(c.split("=") for c in PROFILE["group-components"])["merges"])
 OUTPUTS = ("data", "checkpoints", "evals", "merges")
@@ -343,3 +338,24 @@ def test_every_paper_job_and_bundle_passes_sbatch_test_only(cluster):
         "growup: error: job train (run=seed) asks for 16 GPUs per node"
     )
     assert "no node of partition paper offers" in first and "GROWUP_GPUS_PER_NODE" in first
+
+
+def test_a_cluster_stops_only_its_own_daemons(cluster):
+    """A second cluster in its own folder starts on other ports and stops alone, by its pids."""
+    mine = json.loads((cluster.root / minicluster.STATE_FILE).read_text())
+    root = Path(tempfile.mkdtemp(prefix="growup-slurm-"))
+    try:
+        other = minicluster.start(
+            root, minicluster.Layout([minicluster.Partition("solo", "s", 1, 1, 1000, 1)])
+        )
+        assert set(other["pids"].values()).isdisjoint(mine["pids"].values())
+        minicluster.stop(root)
+        assert not minicluster.alive(other)
+    finally:
+        minicluster.stop(root)
+        shutil.rmtree(root, ignore_errors=True)
+    assert all(minicluster.pid_alive(pid) for pid in mine["pids"].values())
+    nodes = subprocess.run(
+        ["sinfo", "-h", "-N", "-o", "%N %t"], env=cluster.env, capture_output=True, text=True
+    )
+    assert nodes.stdout.split()[::2] == ["n1", "n2", "p1", "p2", "p3", "p4"]

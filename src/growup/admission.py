@@ -29,7 +29,7 @@ from growup.config import Study
 from growup.errors import GrowupError
 from growup.resources import clone_resources, eval_resources, merge_resources
 from growup.study import CLONES, SEED, load_config, merge_grid, trained_runs
-from growup.train.launch import GPUS_PER_NODE_ENV, gpus_per_node
+from growup.train.launch import GPUS_PER_NODE_ENV, gpus_per_node, positive_env
 from growup.train.runs import run_resources, run_slurm_resources
 
 SITE_ENV = {
@@ -40,19 +40,6 @@ SITE_ENV = {
 }
 MAX_LINES = 10  # refusals printed; the rest are counted
 PROBE_WORKERS = 8  # concurrent `sbatch --test-only` calls (each a few ms of slurmctld time)
-
-
-def _positive(environ: Mapping[str, str], name: str) -> int | None:
-    raw = environ.get(name)
-    if raw in (None, ""):
-        return None
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise GrowupError(f"{name} must be a positive integer, got {raw!r}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -68,7 +55,7 @@ class Site:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Site:
         env = os.environ if environ is None else environ
-        return cls(gpus_per_node(dict(env)), **{key: _positive(env, name) for key, name in SITE_ENV.items()})
+        return cls(gpus_per_node(env), **{key: positive_env(env, name) for key, name in SITE_ENV.items()})
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,12 @@
 Everything lives under the folder it is given: config (SLURM_CONF), munge key and socket, spool,
 state, logs and pid files, stand-in GPU devices. It listens on free ports, starts every daemon it
 needs (munged, slurmctld, one slurmd per node) and stops only those, by the pids it recorded, and
-the job processes they started (found by the SLURM_CONF in their environment). A cluster left by
-an earlier run, in another folder, is neither reused nor disturbed.
+the job processes they started (their slurmstepd, found by this cluster's SLURM_CONF, and below).
+A cluster left by an earlier run, in another folder, is neither reused nor disturbed.
 
 Two partitions: `mini` (default), nodes n1..nN like a small GPU site (4 stand-in GPUs, 10 GB,
-2 CPUs each by default), where jobs run; and `paper`, nodes p1..pM declared like a real site
-(8 GPUs, 512 GB, 64 CPUs each), for `sbatch --test-only` admission of paper-scale jobs.
+1 CPU each by default: two nodes share a 2-core machine), where jobs run; and `paper`, nodes
+p1..pM declared like a real site (8 GPUs, 512 GB, 64 CPUs each), for `sbatch --test-only`.
 Python standard library only; needs root (slurmd runs jobs as their users), munge and slurm-wlm.
 """
 
@@ -69,7 +69,7 @@ class Layout:
             Partition("paper", "p", 4, 8, 512000, 64),
         ]
     )
-    min_job_age: int = 300
+    min_job_age: int = 3600  # squeue remembers every job of a test run (plugin: >= 3 x its init wait)
     kill_wait: int = 10
 
 
@@ -271,7 +271,7 @@ def wait_idle(record: dict, timeout: float) -> None:
     raise RuntimeError(f"nodes not idle after {timeout:.0f} s: {states!r} (logs in {record['root']}/log)")
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -297,21 +297,41 @@ def _ours(pid: int, record: dict) -> bool:
 
 
 def alive(record: dict) -> bool:
-    return any(_pid_alive(pid) and _ours(pid, record) for pid in record.get("pids", {}).values())
+    return any(pid_alive(pid) and _ours(pid, record) for pid in record.get("pids", {}).values())
+
+
+def _processes() -> dict[int, tuple[int, str]]:
+    """pid -> (parent pid, command line) of every process now."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                found[int(entry.name)] = (
+                    ppid,
+                    (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(),
+                )
+    return found
 
 
 def _descendants(record: dict) -> list[int]:
-    """Processes started under this cluster's daemons (slurmstepd and job processes): every
-    process whose environment names this cluster's SLURM_CONF, other than this one."""
-    me, found = os.getpid(), []
-    conf = f"SLURM_CONF={record['slurm_conf']}".encode()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == me:
-            continue
-        with contextlib.suppress(OSError):
-            if conf in (entry / "environ").read_bytes().split(b"\0"):
-                found.append(int(entry.name))
-    return found
+    """The job processes this cluster's daemons started: its slurmstepd and slurmscriptd processes
+    (they carry this cluster's SLURM_CONF) and everything under them. A shell that merely exported
+    this SLURM_CONF is not one of them."""
+    procs, conf = _processes(), f"SLURM_CONF={record['slurm_conf']}".encode()
+    roots = []
+    for pid, (_, cmd) in procs.items():
+        if cmd.startswith(("slurmstepd", "slurmctld: slurmscriptd")):
+            with contextlib.suppress(OSError):
+                if conf in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
+                    roots.append(pid)
+    found, frontier = set(roots), list(roots)
+    while frontier:
+        parent = frontier.pop()
+        children = [pid for pid, (ppid, _) in procs.items() if ppid == parent and pid not in found]
+        found.update(children)
+        frontier.extend(children)
+    return sorted(found - {os.getpid()})
 
 
 def _terminate(pids: list[int], timeout: float) -> None:
@@ -319,10 +339,10 @@ def _terminate(pids: list[int], timeout: float) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and any(_pid_alive(p) for p in pids):
+    while time.monotonic() < deadline and any(pid_alive(p) for p in pids):
         time.sleep(0.1)
     for pid in pids:
-        if _pid_alive(pid):
+        if pid_alive(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
 
@@ -336,7 +356,7 @@ def stop(root: Path, timeout: float = 15) -> None:
         return
     record = json.loads(path.read_text())
     pids = {
-        name: pid for name, pid in record.get("pids", {}).items() if _pid_alive(pid) and _ours(pid, record)
+        name: pid for name, pid in record.get("pids", {}).items() if pid_alive(pid) and _ours(pid, record)
     }
     if "slurmctld" in pids:
         subprocess.run(
@@ -350,10 +370,10 @@ def stop(root: Path, timeout: float = 15) -> None:
             if q.returncode != 0 or not q.stdout.strip():
                 break
             time.sleep(0.5)
-    slurmds = [pid for name, pid in pids.items() if name.startswith("slurmd-")]
-    _terminate(slurmds, timeout)
-    _terminate([p for p in _descendants(record) if p not in pids.values()], timeout)
+    _terminate([pid for name, pid in pids.items() if name.startswith("slurmd-")], timeout)
     _terminate([pids[n] for n in ("slurmctld", "munged") if n in pids], timeout)
+    # what is left under them: job processes of a job that outlived scancel, slurmctld's helper
+    _terminate([p for p in _descendants(record) if p not in pids.values()], timeout)
     record["pids"] = {}
     _save(record)
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 import os
 import shlex
+from collections.abc import Mapping
 
 from growup.errors import GrowupError
 
@@ -34,19 +35,27 @@ MAIN_PORT = 29500
 TRAIN = "growup train"
 
 
-def gpus_per_node(environ: dict[str, str] | None = None) -> int:
-    """GPUs of one cluster node: `GROWUP_GPUS_PER_NODE`, default 8 (an HGX/DGX H100 node)."""
-    raw = (os.environ if environ is None else environ).get(GPUS_PER_NODE_ENV, str(DEFAULT_GPUS_PER_NODE))
+def positive_env(environ: Mapping[str, str], name: str) -> int | None:
+    """A positive integer setting from the environment; None when it is unset or empty."""
+    raw = environ.get(name)
+    if raw in (None, ""):
+        return None
     try:
         value = int(raw)
     except ValueError:
         value = 0
     if value < 1:
-        raise GrowupError(f"{GPUS_PER_NODE_ENV} must be a positive integer, got {raw!r}")
+        raise GrowupError(f"{name} must be a positive integer, got {raw!r}")
     return value
 
 
-def launched_rank(environ: dict[str, str] | None = None) -> int:
+def gpus_per_node(environ: Mapping[str, str] | None = None) -> int:
+    """GPUs of one cluster node: `GROWUP_GPUS_PER_NODE`, default 8 (an HGX/DGX H100 node)."""
+    value = positive_env(os.environ if environ is None else environ, GPUS_PER_NODE_ENV)
+    return DEFAULT_GPUS_PER_NODE if value is None else value
+
+
+def launched_rank(environ: Mapping[str, str] | None = None) -> int:
     """This process's global rank among those `accelerate launch` (torchrun) started: RANK, 0
     for a process started alone."""
     return int((os.environ if environ is None else environ).get("RANK", "0"))
