@@ -202,6 +202,7 @@ def test_the_slice_is_all_sbatch_jobs_and_the_local_builds_bytes(slice_run, clus
     log = slice_run.log
     assert slice_run.returncode == 0, log[-5000:]
     counts = planned(log)
+    assert counts.pop("total") == sum(counts.values())
     assert counts["train"] == 7 and counts["clone"] == 2 and counts["merge"] == len(MERGES)
     assert counts["fetch_language"] == 5 and "localrule" not in log  # no job runs on this machine
     bundles = math.ceil(counts["merge"] / BUNDLE)
@@ -268,14 +269,17 @@ def test_the_report_covers_what_was_built(slice_run, cluster):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     html = (slice_run.repo / "slice.html").read_text()
-    assert all(rule in html for rule in planned(slice_run.log))
+    assert all(rule in html for rule in planned(slice_run.log) if rule != "total")
 
 
 def test_an_impossible_job_is_refused_before_anything_is_submitted(slice_run, cluster):
     repo = slice_run.repo
-    before = subprocess.run(
-        ["squeue", "-h", "--states=all"], env=cluster.env, capture_output=True, text=True
-    ).stdout
+
+    def queued() -> set[str]:
+        cmd = ["squeue", "-h", "--states=all", "-o", "%i"]
+        return set(subprocess.run(cmd, env=cluster.env, capture_output=True, text=True).stdout.split())
+
+    before = queued()
     cases = [
         (cluster.env, ["--set-resources", "eval_run:gpu=8"], "asks for 8 GPUs per node, which no node of"),
         ({**cluster.env, "GROWUP_NODE_MEM_MB": "1000"}, [], "MB of memory per node, but the site has 1000"),
@@ -284,12 +288,9 @@ def test_an_impossible_job_is_refused_before_anything_is_submitted(slice_run, cl
         proc = snakemake(repo, env, "evals/isl-1x", *extra, "--forcerun", "eval_run")
         out = proc.stdout + proc.stderr
         assert proc.returncode != 0 and "has been submitted" not in out, out[-3000:]
-        line = next(ln for ln in out.splitlines() if "job eval_run (" in ln or "job eval_run" in ln)
+        line = next(ln for ln in out.splitlines() if "job eval_run (run=isl-1x)" in ln)
         assert words in line and "--set-resources eval_run:" in line, line
-    after = subprocess.run(
-        ["squeue", "-h", "--states=all"], env=cluster.env, capture_output=True, text=True
-    ).stdout
-    assert after == before  # nothing was queued
+    assert queued() <= before  # nothing was queued
 
 
 def test_a_two_node_training_run_matches_one_process(slice_run, cluster, study_repo):
