@@ -9,7 +9,16 @@ from types import SimpleNamespace
 
 import pytest
 
-from growup.admission import Request, Site, check, refusal, request_of, study_requests
+from growup.admission import (
+    LOCAL_ONLY_ENV,
+    Request,
+    Site,
+    check,
+    drop_local_services,
+    refusal,
+    request_of,
+    study_requests,
+)
 from growup.errors import GrowupError
 from growup.study import load_config, merge_grid, trained_runs
 from growup.train.runs import run_resources, run_slurm_resources
@@ -128,3 +137,10 @@ def test_a_request_names_its_options():
         "--time=60",
         "--gres=gpu:8",
     ]
+
+
+def test_a_cluster_run_drops_the_local_jobs_services():
+    env = {"GROWUP_WARM_SOCKET": "/tmp/warm.sock", "HOME": "/root"}
+    assert LOCAL_ONLY_ENV == ("GROWUP_WARM_SOCKET",)
+    assert drop_local_services(env) == ["GROWUP_WARM_SOCKET"] and env == {"HOME": "/root"}
+    assert drop_local_services(env) == []

@@ -17,6 +17,7 @@ failure (.ci/run installs slurm-wlm and munge)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -24,6 +25,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -39,6 +41,7 @@ from cluster.slice import MERGES
 from cluster.slice import TARGETS as SLICE
 from cluster.watch import Created, find_process, saved_step, slurm_job_id, wait_for
 
+from growup.admission import LOCAL_ONLY_ENV
 from growup.resources import bundle_resources, eval_resources, merge_resources
 from growup.study import load_config
 from helpers import REPO, copy_repo, git_repo, planned, skip_or_fail
@@ -49,6 +52,7 @@ MINI = load_config(REPO / "config" / "config.yaml")
 PROFILE = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
 BUNDLE = int(dict(c.split("=") for c in PROFILE["group-components"])["merges"])
 OUTPUTS = ("data", "checkpoints", "evals", "merges")
+(WARM_SOCKET,) = LOCAL_ONLY_ENV
 SITE_VARIABLES = ("GROWUP_GPUS_PER_NODE", "GROWUP_SITE_NODES", "GROWUP_NODE_MEM_MB", "GROWUP_NODE_CPUS")
 
 
@@ -161,6 +165,7 @@ def kill_mid_write(repo: Path, run: str, out: dict) -> None:
             assert name is not None, f"{run} wrote no state"
             writes += name.startswith(".state.tmp-")
         os.kill(pid, signal.SIGSTOP)
+        out["environ"] = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
         out["partial"] = [p.name for p in work.iterdir() if p.name.startswith(".state.tmp-")]
         out["saved"] = saved_step(work)
         out["published"] = (repo / "checkpoints" / run).exists()
@@ -179,12 +184,18 @@ def slice_run(cluster, study_repo, tmp_path_factory) -> SliceRun:
         threading.Thread(target=preempt, args=(repo, cluster.env, preempted), daemon=True),
         threading.Thread(target=kill_mid_write, args=(repo, "isl-1x", killed), daemon=True),
     ]
+    # a warm fork server's socket for local jobs (issue 24) in the submitting shell, live on this
+    # host: the cluster's jobs must neither inherit it nor reach it
+    warm = socket.socket(socket.AF_UNIX)
+    warm.bind(str(repo.parent / "warm.sock"))
+    warm.listen()
+    env = {**cluster.env, WARM_SOCKET: str(repo.parent / "warm.sock")}
     start = time.monotonic()
     with (repo / "slice.log").open("w") as log:
         proc = subprocess.Popen(
             [str(BIN / "snakemake"), "--profile", "profiles/slurm", *SLICE],
             cwd=repo,
-            env=cluster.env,
+            env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -193,6 +204,10 @@ def slice_run(cluster, study_repo, tmp_path_factory) -> SliceRun:
         returncode = proc.wait(timeout=2400)
     for w in watchers:
         w.join(timeout=5)
+    warm.setblocking(False)
+    with contextlib.suppress(BlockingIOError):
+        killed["warm_connection"] = warm.accept()
+    warm.close()
     return SliceRun(
         repo, returncode, (repo / "slice.log").read_text(), time.monotonic() - start, preempted, killed
     )
@@ -249,6 +264,9 @@ def test_a_job_killed_mid_write_leaves_nothing_a_rerun_trusts(slice_run, study_r
     info, repo = slice_run.killed, slice_run.repo
     # stopped while its step-20 state was half written: the step-10 state whole beside it, no run published
     assert info.get("partial") and info["saved"] == 10 and not info["published"], info
+    # nor did the job see the submitting shell's warm server (nobody connected to it either)
+    assert not [v for v in info["environ"] if v.startswith(f"{WARM_SOCKET}=".encode())]
+    assert "warm_connection" not in info
     log = (repo / "logs" / "train" / "isl-1x.log").read_text()
     assert re.findall(r"resuming isl-1x from step (\d+)", log) == ["10"]
     for name in ("final/model.safetensors", "metrics.jsonl"):

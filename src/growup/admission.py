@@ -20,7 +20,7 @@ import argparse
 import os
 import shutil
 import subprocess
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
@@ -38,6 +38,11 @@ SITE_ENV = {
     "cpus": "GROWUP_NODE_CPUS",
     "runtime": "GROWUP_MAX_RUNTIME",
 }
+# Variables naming a service of the submitting machine, for its local jobs only (the warm fork server
+# of issue 24: growup.warm's SOCKET_ENV). sbatch exports the whole environment (the SLURM plugin
+# passes --export=ALL), so a cluster run drops them before its first submission: no job, on
+# another node or on this one, may reach such a server outside its own allocation.
+LOCAL_ONLY_ENV = ("GROWUP_WARM_SOCKET",)
 MAX_LINES = 10  # refusals printed; the rest are counted
 PROBE_WORKERS = 8  # concurrent `sbatch --test-only` calls (each a few ms of slurmctld time)
 
@@ -308,3 +313,9 @@ def admit_submissions(dag: Any, environ: Mapping[str, str] | None = None) -> Non
             seen.add(id(unit))
             jobs.append(unit)
     check(snakemake_requests(jobs), Site.from_env(environ), shutil.which("sbatch"))
+
+
+def drop_local_services(environ: MutableMapping[str, str] | None = None) -> list[str]:
+    """Remove `LOCAL_ONLY_ENV` from the environment jobs are submitted with; the names removed."""
+    env = os.environ if environ is None else environ
+    return [name for name in LOCAL_ONLY_ENV if env.pop(name, None) is not None]

@@ -40,6 +40,7 @@ def lazily(module, name):
 
 
 admit_submissions = lazily("growup.admission", "admit_submissions")
+drop_local_services = lazily("growup.admission", "drop_local_services")
 clone_resources = lazily("growup.resources", "clone_resources")
 eval_resources = lazily("growup.resources", "eval_resources")
 merge_resources = lazily("growup.resources", "merge_resources")
@@ -99,8 +100,12 @@ def job_resources(figures, bundled=False):
 
 
 onstart:
-    # On a cluster, every job and bundle about to be submitted is checked before the first one is
+    # Jobs that run elsewhere inherit this process's environment (sbatch --export=ALL): they must
+    # not see a service meant for local jobs (the warm fork server's socket). On a cluster, every
+    # job and bundle about to be submitted is then checked before the first one is
     # (growup.admission: the declared site, then SLURM's `sbatch --test-only`); a job no node could
     # run stops the workflow here, with one line naming it, the resource and the fix.
+    if not workflow.local_exec:
+        drop_local_services()
     if workflow.executor_plugin.name == "slurm":
         admit_submissions(workflow.dag)
