@@ -277,3 +277,62 @@ def test_growup_train_under_accelerate_launch_matches_one_process(mini_data, tmp
     for a, b in zip(ddp, one, strict=True):
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
         assert a["grad_norm"] == pytest.approx(b["grad_norm"], rel=1e-4)
+
+
+def grouped_jobs(output: str) -> list[list[dict]]:
+    """The dry run's group jobs (`Group job merges` blocks): each member's rule, wildcards and
+    resources (ints where numeric), in the order printed."""
+    groups: list[list[dict]] = []
+    current = None
+    for line in output.splitlines():
+        if "Group job merges" in line:
+            groups.append([])
+        elif groups and line.startswith("    rule "):
+            current = {"rule": line.strip()[5:].rstrip(":"), "wildcards": "", "resources": {}}
+            groups[-1].append(current)
+        elif groups and current is not None and line.startswith("        wildcards:"):
+            current["wildcards"] = line.split(":", 1)[1].strip()
+        elif groups and current is not None and line.startswith("        resources:"):
+            for item in line.split(":", 1)[1].split(", "):
+                key, _, value = item.strip().partition("=")
+                current["resources"][key] = int(value) if value.isdigit() else value
+        elif line and not line.startswith(" "):
+            current = None
+    return groups
+
+
+def test_merge_and_eval_resources_are_growups_and_bundles_fit_the_admitted_one(slurm_plan):
+    """Each planned merge and evaluation asks for what growup.resources derives (so `growup admit`
+    checks what is submitted); the profile's bundles are as many as group-components implies, and
+    none needs more than the largest bundle `growup admit` checks."""
+    from growup.admission import Site, study_requests
+    from growup.resources import bundle_resources, eval_resources, merge_resources
+    from growup.study import Merge, merge_grid
+
+    groups = grouped_jobs(slurm_plan["output"])
+    assert len(groups) == -(-len(merge_grid(PAPER)) // 26) == 15
+    largest = study_requests(PAPER, Site(8), bundle=26)[-1]
+    for group in groups:
+        wanted = []
+        for job in group:
+            wc = dict(item.split("=") for item in job["wildcards"].split(", "))
+            merge = Merge(wc["setup"], wc["method"], tuple(wc["subset"].split("+")))
+            want = (
+                merge_resources(PAPER, merge)
+                if job["rule"] == "merge"
+                else eval_resources(PAPER, merge=merge)
+            )
+            res = job["resources"]
+            assert (res["mem_mb"], res["runtime"], res["gpu"], res["bundle_slot"]) == (
+                want["mem_mb"],
+                want["runtime"],
+                want["gpus"],
+                1,
+            ), job
+            wanted.append(want)
+        assert len(wanted) <= 2 * 26
+        bundle = bundle_resources(wanted)
+        assert bundle["mem_mb"] <= largest.mem_mb and bundle["runtime"] <= largest.runtime
+    for wildcards, job in slurm_plan["eval_run"].items():
+        want = eval_resources(PAPER, run=wildcards.removeprefix("run="))
+        assert (job["resources"]["mem_mb"], job["resources"]["runtime"]) == (want["mem_mb"], want["runtime"])

@@ -291,6 +291,25 @@ def _add_budget(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler="growup.train.commands:budget")
 
 
+def _add_admit(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "admit",
+        help="check that the cluster can run every training, evaluation and merge job (and bundle)",
+        description="Site limits from GROWUP_GPUS_PER_NODE (default 8), GROWUP_SITE_NODES, "
+        "GROWUP_NODE_MEM_MB, GROWUP_NODE_CPUS and GROWUP_MAX_RUNTIME (minutes); unset ones are not checked.",
+    )
+    p.add_argument("--configfile", required=True, help="study config (YAML)")
+    p.add_argument(
+        "--bundle", type=int, default=1, help="merges per bundle: the profile's group-components merges=N"
+    )
+    p.add_argument(
+        "--test-only", action="store_true", help="also ask SLURM (sbatch --test-only; queues nothing)"
+    )
+    p.add_argument("--partition", help="SLURM partition the jobs go to (slurm_partition)")
+    p.add_argument("--account", help="SLURM account (slurm_account)")
+    p.set_defaults(handler="growup.admission:command")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="growup", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -309,6 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_report,
         _add_artifacts,
         _add_budget,
+        _add_admit,
     )
     for add in adders:
         add(sub)

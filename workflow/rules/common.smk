@@ -3,6 +3,7 @@
 # The config file is no job's input; a job reruns when a value it reads changes (its
 # `spec` param), never because the file was touched or a comment edited.
 
+import importlib
 import os
 import re
 
@@ -29,7 +30,22 @@ from growup.study import (
     start_run,
     trained_runs,
 )
-from growup.train.runs import run_resources
+
+
+def lazily(module, name):
+    """growup's `module.name`, imported at its first call. These load torch (a model's size comes
+    from its transformers config); a cluster job re-reads this Snakefile twice, and a job that asks
+    none of them for its resources (data, report) then starts without paying for torch."""
+    return lambda *args, **kwargs: getattr(importlib.import_module(module), name)(*args, **kwargs)
+
+
+admit_submissions = lazily("growup.admission", "admit_submissions")
+drop_local_services = lazily("growup.admission", "drop_local_services")
+clone_resources = lazily("growup.resources", "clone_resources")
+eval_resources = lazily("growup.resources", "eval_resources")
+merge_resources = lazily("growup.resources", "merge_resources")
+run_resources = lazily("growup.train.runs", "run_resources")
+run_slurm_resources = lazily("growup.train.runs", "run_slurm_resources")
 
 # A --configfile on the command line wins over the default; --config key=value (a nested value
 # in YAML form, e.g. --config 'report={method_spread: 0.05}') overrides values like editing the file.
@@ -39,8 +55,6 @@ STUDY = check_study(_RAW, STUDY_CONFIG)  # every value a job would reject, befor
 config.clear()
 config.update(STUDY.raw)
 RELEASED = bool(config.get("released"))  # published checkpoints stand in for training
-# evaluation and merging use a GPU whenever the study trains on GPUs (a profile's gpus limit counts them)
-EVAL_GPUS = int(any(config["resources"]["gpus"].values()))
 THREADS = config["resources"]["threads"]
 
 LANGUAGES = list(STUDY.data.language_codes)
@@ -68,3 +82,30 @@ def merge_of(wc):
 
 def _alternatives(names):
     return "|".join(re.escape(n) for n in sorted(set(names), key=len, reverse=True))
+
+
+def job_resources(figures, bundled=False):
+    """A rule's scheduler resources from one growup.resources function of its wildcards: `gpus`
+    (counted by a local `--resources gpus=N` limit and the SLURM job step's srun) and `gpu` (the one
+    the SLURM plugin turns into `sbatch --gpus`). A job of a `group: merges` bundle also takes its
+    submission's one `bundle_slot` (profiles/slurm): the bundle then asks for what its jobs need
+    one after another, as its job step runs them, not for their sum."""
+    resources = {
+        "mem_mb": lambda wc: figures(wc)["mem_mb"],
+        "runtime": lambda wc: figures(wc)["runtime"],
+        "gpus": lambda wc: figures(wc)["gpus"],
+        "gpu": lambda wc: figures(wc)["gpus"],
+    }
+    return {**resources, "bundle_slot": 1} if bundled else resources
+
+
+onstart:
+    # Jobs that run elsewhere inherit this process's environment (sbatch --export=ALL): they must
+    # not see a service meant for local jobs (the warm fork server's socket). On a cluster, every
+    # job and bundle about to be submitted is then checked before the first one is
+    # (growup.admission: the declared site, then SLURM's `sbatch --test-only`); a job no node could
+    # run stops the workflow here, with one line naming it, the resource and the fix.
+    if not workflow.local_exec:
+        drop_local_services()
+    if workflow.executor_plugin.name == "slurm":
+        admit_submissions(workflow.dag)

@@ -19,11 +19,9 @@ rule eval_run:
         "logs/eval/{run}.log",
     benchmark:
         "logs/benchmarks/eval/{run}.tsv"
-    threads: THREADS
+    threads: lambda wc: eval_resources(STUDY, run=wc.run)["threads"]
     resources:
-        gpus=EVAL_GPUS,
-        mem_mb=8000,
-        runtime=120,
+        **job_resources(lambda wc: eval_resources(STUDY, run=wc.run)),
     shell:
         "growup eval sweep --spec {params.spec:q} --run-dir {input.run} "
         "--model {wildcards.run} --out {output} > {log} 2>&1"
@@ -41,11 +39,9 @@ rule eval_clone:
         f"logs/eval/{ENGLISH_CLONE}.log",
     benchmark:
         f"logs/benchmarks/eval/{ENGLISH_CLONE}.tsv"
-    threads: THREADS
+    threads: lambda wc: eval_resources(STUDY)["threads"]
     resources:
-        gpus=EVAL_GPUS,
-        mem_mb=8000,
-        runtime=60,
+        **job_resources(lambda wc: eval_resources(STUDY)),
     shell:
         "growup eval checkpoint --spec {params.spec:q} --checkpoint {input.checkpoint}/final "
         "--model {params.model} --step 0 --out {output} > {log} 2>&1"
@@ -64,11 +60,9 @@ rule eval_merge:
         "logs/eval/merges/{setup}/{method}/{subset}.log",
     benchmark:
         "logs/benchmarks/eval/merges/{setup}/{method}/{subset}.tsv"
-    threads: THREADS
+    threads: lambda wc: eval_resources(STUDY, merge=merge_of(wc))["threads"]
     resources:
-        gpus=EVAL_GPUS,
-        mem_mb=8000,
-        runtime=30,
+        **job_resources(lambda wc: eval_resources(STUDY, merge=merge_of(wc)), bundled=True),
     shell:
         "growup eval merge --spec {params.spec:q} --setup {wildcards.setup} --method {wildcards.method} "
         "--subset {wildcards.subset} --merge {input.merge} --out {output} > {log} 2>&1"

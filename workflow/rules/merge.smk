@@ -23,11 +23,9 @@ rule merge:
         "logs/merge/{setup}/{method}/{subset}.log",
     benchmark:
         "logs/benchmarks/merge/{setup}/{method}/{subset}.tsv"
-    threads: THREADS
+    threads: lambda wc: merge_resources(STUDY, merge_of(wc))["threads"]
     resources:
-        gpus=EVAL_GPUS,
-        mem_mb=16000,
-        runtime=20,
+        **job_resources(lambda wc: merge_resources(STUDY, merge_of(wc)), bundled=True),
     shell:
         "growup merge run --spec {params.spec:q} --setup {wildcards.setup} --method {wildcards.method} "
         "--subset {wildcards.subset} --checkpoints {params.checkpoints} --out {output.model} "

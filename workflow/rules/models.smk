@@ -48,8 +48,8 @@ rule clone:
         "logs/models/clone_{parent}.log",
     benchmark:
         "logs/benchmarks/models/clone_{parent}.tsv"
+    threads: lambda wc: clone_resources(STUDY, f"{wc.parent}{CLONED}")["threads"]
     resources:
-        mem_mb=16000,
-        runtime=20,
+        **job_resources(lambda wc: clone_resources(STUDY, f"{wc.parent}{CLONED}")),
     shell:
         "growup model clone --spec {params.spec:q} --checkpoint {input.parent}/final --out {output}/final > {log} 2>&1"

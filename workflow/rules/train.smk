@@ -6,7 +6,6 @@
 # published whole into checkpoints/<run>/ when it finishes (growup.train.publish).
 
 from growup.train.launch import gpus_per_node, launch_command, threads_per_process
-from growup.train.runs import run_slurm_resources
 
 GPUS_PER_NODE = gpus_per_node()  # GROWUP_GPUS_PER_NODE, default 8
 

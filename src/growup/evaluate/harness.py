@@ -39,6 +39,7 @@ from growup.study import parse_run
 log = logging.getLogger(__name__)
 
 TASK_DIR = Path(str(resources.files("growup.evaluate") / "tasks"))
+CPU_BATCH = 64  # pairs per batch on a CPU: lm-eval's auto batch size probes GPU memory only
 PREFIXES = ("eos", "bos", "none")
 
 
@@ -291,7 +292,7 @@ def make_lm(model: Any, tokenizer: Any, study: Study) -> Any:
         raise GrowupError(f"config key 'evaluation.prefix' is {prefix!r} but the tokenizer has no such token")
     batch = study.evaluation.batch_size
     if batch == "auto" and not torch.cuda.is_available():
-        batch = 64  # lm-eval's auto batch size probes GPU memory; a fixed size suits CPUs
+        batch = CPU_BATCH
     device = "cuda" if torch.cuda.is_available() else "cpu"
     return _lm_class()(
         pretrained=model.to(device),

@@ -12,6 +12,7 @@ import torch
 from growup.io import atomic_write_text
 from growup.study import load_config, load_job, resolve_spec
 from growup.train.budget import FORMATS, study_budget
+from growup.train.launch import launched_rank
 from growup.train.loop import train as train_run
 from growup.train.publish import prepare_work, publish
 
@@ -28,9 +29,15 @@ def train(args: argparse.Namespace) -> None:
             study, args.run, args.init, args.out, data_dir=args.data_dir, max_steps=args.max_steps
         )
     else:
-        spec = resolve_spec(args.spec, args.configfile, "train", run=args.run)
-        prepare_work(args.work, json.dumps(spec, sort_keys=True))
+        # one process prepares and publishes the work folder (the others join it in train_run,
+        # whose process group forms after this one prepared it, and leave it when trained)
+        main = launched_rank() == 0
+        if main:
+            spec = resolve_spec(args.spec, args.configfile, "train", run=args.run)
+            prepare_work(args.work, json.dumps(spec, sort_keys=True))
         train_run(study, args.run, args.init, args.work, data_dir=args.data_dir, max_steps=args.max_steps)
+        if not main:
+            return
         final = publish(args.work, args.out)
     log.info("%s: done (%s)", args.run, final)
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 import os
 import shlex
+from collections.abc import Mapping
 
 from growup.errors import GrowupError
 
@@ -34,16 +35,30 @@ MAIN_PORT = 29500
 TRAIN = "growup train"
 
 
-def gpus_per_node(environ: dict[str, str] | None = None) -> int:
-    """GPUs of one cluster node: `GROWUP_GPUS_PER_NODE`, default 8 (an HGX/DGX H100 node)."""
-    raw = (os.environ if environ is None else environ).get(GPUS_PER_NODE_ENV, str(DEFAULT_GPUS_PER_NODE))
+def positive_env(environ: Mapping[str, str], name: str) -> int | None:
+    """A positive integer setting from the environment; None when it is unset or empty."""
+    raw = environ.get(name)
+    if raw in (None, ""):
+        return None
     try:
         value = int(raw)
     except ValueError:
         value = 0
     if value < 1:
-        raise GrowupError(f"{GPUS_PER_NODE_ENV} must be a positive integer, got {raw!r}")
+        raise GrowupError(f"{name} must be a positive integer, got {raw!r}")
     return value
+
+
+def gpus_per_node(environ: Mapping[str, str] | None = None) -> int:
+    """GPUs of one cluster node: `GROWUP_GPUS_PER_NODE`, default 8 (an HGX/DGX H100 node)."""
+    value = positive_env(os.environ if environ is None else environ, GPUS_PER_NODE_ENV)
+    return DEFAULT_GPUS_PER_NODE if value is None else value
+
+
+def launched_rank(environ: Mapping[str, str] | None = None) -> int:
+    """This process's global rank among those `accelerate launch` (torchrun) started: RANK, 0
+    for a process started alone."""
+    return int((os.environ if environ is None else environ).get("RANK", "0"))
 
 
 def nodes(gpus: int, per_node: int) -> int:
@@ -87,8 +102,10 @@ def launch_command(gpus: int, per_node: int, threads: int, mixed_precision: str 
 
     gpus <= 1: `growup train` itself. One node: `accelerate launch` with one process per GPU.
     Several nodes: `srun` starts one `accelerate launch` per node; each names its node's rank
-    (SLURM_NODEID) and the first node of the allocation as the rendezvous host. Outside a SLURM
-    allocation that command stops at once (exit 2) with what to do instead.
+    (SLURM_NODEID) and the first node of the allocation as the rendezvous host: the address srun
+    was started from (SLURM_LAUNCH_NODE_IPADDR: the batch step runs on the first node), else the
+    first node's name. Outside a SLURM allocation that command stops at once (exit 2) with what
+    to do instead.
     """
     if gpus <= 1:
         return TRAIN
@@ -111,7 +128,8 @@ def launch_command(gpus: int, per_node: int, threads: int, mixed_precision: str 
             "exec",
             shlex.join(accelerate),
             '--machine_rank="$SLURM_NODEID"',
-            '--main_process_ip="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)"',
+            '--main_process_ip="${SLURM_LAUNCH_NODE_IPADDR:-'
+            '$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)}"',
             f"--main_process_port={MAIN_PORT}",
             "--rdzv_backend=static",
             shlex.join(module),

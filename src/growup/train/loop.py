@@ -262,7 +262,10 @@ def setup(study: Study, run: str, init: Path, out: Path, data_dir: Path, max_ste
 
     spec = run_spec(study, run, data_dir)
     t, layout = study.training, Layout(out)
-    accelerator = Accelerator(mixed_precision=t.mixed_precision if torch.cuda.is_available() else "no")
+    # Without CUDA, `cpu=True` makes processes started by `accelerate launch` (even with
+    # --multi_gpu, as the multi-node launch passes) one gloo group, not independent runs.
+    gpu = torch.cuda.is_available()
+    accelerator = Accelerator(mixed_precision=t.mixed_precision if gpu else "no", cpu=not gpu)
     accum = micro_steps(study, accelerator.num_processes)
     mixture = Mixture(
         spec.phases, open_datasets(spec, data_dir, t.sequence_length), reset_positions=t.reset_positions
@@ -289,6 +292,14 @@ def setup(study: Study, run: str, init: Path, out: Path, data_dir: Path, max_ste
     if accelerator.is_main_process:
         layout.out.mkdir(parents=True, exist_ok=True)
         truncate_jsonl(layout.metrics, start)
+        log.info(
+            "%s: %d process(es) (%s), %d micro-batch(es) of %d sequences each per step",
+            run,
+            accelerator.num_processes,
+            accelerator.distributed_type.value,
+            accum,
+            t.micro_batch,
+        )
     net.train()
     net, optimizer = accelerator.prepare(net, optimizer)
     cost = token_cost(model.config, t.sequence_length)
