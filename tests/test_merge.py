@@ -167,15 +167,24 @@ def test_paper_grid_has_390_merges_with_the_study_parameters():
     assert len(merges) == 390 and len(grid.language_subsets(paper)) == 26
     assert grid.grid_counts(merges) == {"1x": 130, "1x-cloned": 130, "2x": 130}
     assert {m.method for m in merges} == {"linear", "multislerp", "task_arithmetic", "ties", "dare_ties"}
+    # the authors' parameters where each method reads them (README "Fidelity")
+    parameters = {
+        "linear": {"normalize": True},
+        "multislerp": {},
+        "task_arithmetic": {"normalize": True},
+        "ties": {"normalize": True, "int8_mask": True},
+        "dare_ties": {"normalize": True, "int8_mask": True},
+    }
     for merge in merges:
         config = grid.merge_config(paper, merge, "/ckpt")
-        assert config["dtype"] == "float16" and config["parameters"] == {"normalize": True, "int8_mask": True}
+        assert config["dtype"] == "float16" and config["parameters"] == parameters[merge.method]
         assert all(m["parameters"]["weight"] == 1.0 for m in config["models"])
-        sparse = merge.method in ("ties", "dare_ties", "task_arithmetic")
+        sparse = merge.method in ("ties", "dare_ties")
         assert all(("density" in m["parameters"]) == sparse for m in config["models"])
         assert all(m["parameters"].get("density", 0.5) == 0.5 for m in config["models"])
-        assert ("base_model" in config) == sparse
-        if sparse:
+        task_vectors = merge.method in ("ties", "dare_ties", "task_arithmetic")
+        assert ("base_model" in config) == task_vectors
+        if task_vectors:
             parent = {"1x": "english-1x", "1x-cloned": "english-1x-cloned", "2x": "english-2x"}[merge.setup]
             assert config["base_model"] == f"/ckpt/{parent}/final"
         assert [Path(m["model"]).parent.name for m in config["models"]] == [
@@ -187,8 +196,9 @@ def test_mini_grid_is_what_its_config_says():
     mini = load_config(REPO / "config" / "config.yaml")
     subsets = mini.raw["merging"]["subsets"]
     merges = grid.merge_grid(mini)
-    assert len(merges) == len(subsets) * 5 * 3
+    assert len(merges) == len(subsets) * (5 + 3) * 3  # the paper's five methods and growup's three
     assert sorted({m.subset_name for m in merges}) == sorted(subsets)
+    assert {"tsv_m", "iso_c", "iso_cts"} <= {m.method for m in merges}
 
 
 def test_bad_subset_is_named():
