@@ -146,11 +146,9 @@ def _derive() -> dict[str, MethodReads]:
     register_plugins()
     origins = plugins()
     table = {}
-    # a random kernel (DARE) leaves the caller's RNG alone; a poisoned value may make torch warn
-    with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with torch.random.fork_rng(devices=[]):  # a random kernel (DARE) leaves the caller's RNG alone
         for method in sorted(registered_methods(), key=lambda m: m.spec.name):
-            unread = _unread(method)
+            unread = unread_parameters(method)
             table[method.spec.name] = MethodReads(
                 name=method.spec.name,
                 origin=origins.get(method.spec.name, "mergekit"),
@@ -176,9 +174,9 @@ _USES = (  # noqa: SIM905 - one word per use, kept compact
     "__float__ __int__ __index__ __complex__ __round__ __add__ __radd__ __sub__ __rsub__ __mul__ "
     "__rmul__ __truediv__ __rtruediv__ __floordiv__ __rfloordiv__ __mod__ __pow__ __rpow__ "
     "__neg__ __pos__ __abs__ __and__ __rand__ __or__ __ror__ __matmul__ __rmatmul__ __array__ "
-    "__format__ __str__ __repr__ __hash__ __call__ __getattr__ __torch_function__"
+    "__format__ __str__ __repr__ __hash__ __call__ __getattr__"
 ).split()
-_Poison = type("_Poison", (), {name: _touch for name in _USES})
+_Poison = type("_Poison", (), {name: _touch for name in _USES} | {"__torch_function__": classmethod(_touch)})
 
 
 def _sample(parameter: Any) -> tuple[bool, Any]:
@@ -258,12 +256,12 @@ def _call(method: Any, group: Any, bound: dict[str, Any], poisoned: str | None) 
             method.merge_group(group, **kwargs)
         else:
             return False
-    except Exception:
+    except Exception:  # the poison was used, or the kernel failed: either way counted as read
         return False
     return True
 
 
-def _unread(method: Any) -> list[str] | None:
+def unread_parameters(method: Any) -> list[str] | None:
     """The declared parameters the kernel never reads on any probe input (None: not probed)."""
     spec = method.spec
     samples = {p.name: _sample(p) for p in spec.parameters}
@@ -271,15 +269,17 @@ def _unread(method: Any) -> list[str] | None:
         return None
     values = {name: value for name, (_, value) in samples.items()}
     unread, probed = {p.name for p in spec.parameters}, False
-    for group in _probe_groups(method):
-        try:
-            bound = _bind(spec, group, values)
-        except Exception:
-            continue
-        if not _call(method, group, bound, None):
-            continue
-        probed = True
-        unread = {name for name in unread if _call(method, group, bound, name)}
+    with warnings.catch_warnings():  # a kernel's warnings on random inputs are not the user's
+        warnings.simplefilter("ignore")
+        for group in _probe_groups(method):
+            try:
+                bound = _bind(spec, group, values)
+            except Exception:  # a value the parameter's own validation refuses: not probed here
+                continue
+            if not _call(method, group, bound, None):
+                continue
+            probed = True
+            unread = {name for name in unread if _call(method, group, bound, name)}
     if not probed:
         log.info("merge method %s could not be probed: only its declarations are checked", spec.name)
         return None
