@@ -17,6 +17,7 @@ from growup.study import (
     SEED,
     ENGLISH_DATASETS,
     FIGURES,
+    LEADERBOARD,
     Merge,
     SETUPS,
     check_study,
