@@ -221,6 +221,41 @@ def test_yaml_reruns_with_the_command_in_its_header(study, checkpoints, tmp_path
     assert config["lm_head_normalization_factor"] == 2
 
 
+@pytest.mark.parametrize("method", ["tsv_m", "iso_c", "iso_cts"])
+def test_growup_methods_merge_hyperllama_and_score_in_lm_eval(study, checkpoints, tmp_path, method):
+    """A 2x (HyperLlama) merge with each of growup's methods: the YAML says the method is
+    growup's, the merged model loads and lm-eval scores it, and it is none of its inputs."""
+    from growup.evaluate.sweep import evaluate_checkpoint
+    from growup.study import load_config
+
+    out = run_merge(cfg(study, checkpoints, "2x", method), tmp_path / "m", 0, tmp_path / "m.yaml")
+    assert f"it is growup.merge.methods:{method}" in (tmp_path / "m.yaml").read_text()
+    assert json.loads((out / "config.json").read_text())["lm_head_normalization_factor"] == 2
+    merged = weights(out)
+    for run in ("ekk-2x", "fao-2x", "english-2x"):
+        source = weights(checkpoints / run / "final")
+        assert any(not torch.equal(merged[k], source[k].to(merged[k].dtype)) for k in source), run
+    mini = load_config(REPO / "config" / "config.yaml")
+    written = evaluate_checkpoint(mini, out, f"merge-2x-{method}-ekk+fao", "final", tmp_path / "evals",
+                                  ["multiblimp_fao"], limit=20)  # fmt: skip
+    results = json.loads((written / "multiblimp_fao.json").read_text())["results"]["multiblimp_fao"]
+    assert 0 <= results["acc,none"] <= 1 and results["acc_norm,none"] >= 0
+    assert len((written / "multiblimp_fao.samples.jsonl").read_text().splitlines()) == 20
+
+
+def test_a_tsv_m_merge_reruns_byte_for_byte(study, checkpoints, tmp_path):
+    """`growup merge rerun` of a TSV-M YAML (its SVDs in float32) gives the weights of the
+    in-process merge byte for byte, as does a second in-process merge in another folder."""
+    config = cfg(study, checkpoints, "2x", "tsv_m")
+    ours = run_merge(config, tmp_path / "a" / "m", 0, tmp_path / "a" / "m.yaml")
+    again = run_merge(config, tmp_path / "b" / "m", 0)
+    argv = grid.rerun_argv(tmp_path / "a" / "m.yaml", tmp_path / "rerun", None)
+    subprocess.run(argv, check=True, capture_output=True, timeout=300)
+    first = (ours / "model.safetensors").read_bytes()
+    assert first == (again / "model.safetensors").read_bytes()
+    assert first == (tmp_path / "rerun" / "model.safetensors").read_bytes()
+
+
 def test_reference_configs_are_merged_as_written(tmp_path):
     """merging.reference_configs: the authors' file decides fields and order; ids map to runs."""
     config = resolve_config(REPO / "config" / "released.yaml")

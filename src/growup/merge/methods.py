@@ -18,11 +18,18 @@ is cast back to the dtype the inputs arrive in (the YAML's `dtype`).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Annotated
 
 import torch
-from mergekit.merge_methods import BasePolicy, InputContract, PerNonBase, TensorGroup, merge_method
+from mergekit.merge_methods import (
+    BasePolicy,
+    InputContract,
+    MergeMethod,
+    PerNonBase,
+    TensorGroup,
+    merge_method,
+)
 from pydantic import Field
 
 CONTRACT = InputContract(base=BasePolicy.REQUIRED, min_non_base=1)  # task vectors need a base
@@ -114,26 +121,21 @@ def _merge(group: TensorGroup, weight: PerNonBase[float], spectral) -> torch.Ten
     return merged.to(base.dtype)
 
 
-@merge_method(
-    name="tsv_m",
-    pretty_name="TSV-M (growup)",
-    reference_url="https://arxiv.org/abs/2412.00081",
-    contract=CONTRACT,
-)
-def tsv_m(group: TensorGroup, weight: PerNonBase[float] = 1.0, alpha: float = 1.0) -> torch.Tensor:
-    """TSV-M (Gargiulo et al. 2025); α = 1.0 as in the paper."""
-    return _merge(group, weight, lambda deltas: tsv_m_delta(deltas, alpha))
+def _with_alpha(name: str, title: str, url: str, spectral: Callable[..., torch.Tensor]) -> MergeMethod:
+    """A method whose only hyperparameter is the scale α of its spectral merge `spectral`."""
+
+    def kernel(group: TensorGroup, weight: PerNonBase[float] = 1.0, alpha: float = 1.0) -> torch.Tensor:
+        return _merge(group, weight, lambda deltas: spectral(deltas, alpha))
+
+    kernel.__name__ = kernel.__qualname__ = name
+    pretty = f"{title} (growup)"
+    return merge_method(kernel, name=name, pretty_name=pretty, reference_url=url, contract=CONTRACT)
 
 
-@merge_method(
-    name="iso_c",
-    pretty_name="Iso-C (growup)",
-    reference_url="https://arxiv.org/abs/2502.04959",
-    contract=CONTRACT,
-)
-def iso_c(group: TensorGroup, weight: PerNonBase[float] = 1.0, alpha: float = 1.0) -> torch.Tensor:
-    """Iso-C (Marczak et al. 2025); the paper tunes α on validation data, growup's default is 1.0."""
-    return _merge(group, weight, lambda deltas: iso_c_delta(deltas, alpha))
+# TSV-M (Gargiulo et al. 2025): α = 1.0 as in the paper
+tsv_m = _with_alpha("tsv_m", "TSV-M", "https://arxiv.org/abs/2412.00081", tsv_m_delta)
+# Iso-C (Marczak et al. 2025): the paper tunes α on validation data; growup's default is 1.0
+iso_c = _with_alpha("iso_c", "Iso-C", "https://arxiv.org/abs/2502.04959", iso_c_delta)
 
 
 @merge_method(

@@ -29,12 +29,9 @@ def tables(args: argparse.Namespace) -> None:
 def leaderboard(args: argparse.Namespace) -> None:
     """`growup report leaderboard`: merge_leaderboard.csv|md from the tidy table and the pairs."""
     rep = load_job(args.spec, args.configfile, "report leaderboard").report
+    resampling = {"resamples": rep.bootstrap_resamples, "seed": rep.bootstrap_seed}
     table = merge_leaderboard(
-        load(args.evals_csv),
-        Pairs.load(args.pairs),
-        confidence=rep.confidence,
-        resamples=rep.bootstrap_resamples,
-        seed=rep.bootstrap_seed,
+        load(args.evals_csv), Pairs.load(args.pairs), confidence=rep.confidence, **resampling
     )
     write_leaderboard(table, f"{args.out_dir}/{LEADERBOARD}")
 
