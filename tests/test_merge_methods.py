@@ -203,3 +203,17 @@ def test_methods_are_registered_through_mergekits_registry():
     base, models = random_models((8, 6), 2)
     with pytest.raises(ValueError, match="less than or equal to 1"):
         merged("iso_cts", base, models, common_fraction=1.5)
+
+
+def test_the_methods_module_is_a_plugin_that_imports_nothing_from_growup():
+    """growup.merge.methods is loaded through its entry point at config load (a foundation
+    module asks for it), so it must sit on no layer of growup's."""
+    import ast
+    from pathlib import Path
+
+    import growup.merge.methods as methods
+
+    tree = ast.parse(Path(methods.__file__).read_text(encoding="utf-8"))
+    imported = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+    imported += [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+    assert imported and not [m for m in imported if m.split(".")[0] == "growup"], imported
