@@ -200,7 +200,9 @@ def _merge_problems(raw: Mapping[str, Any]) -> Iterator[str]:
         method = entry.get("method") or name
         if known and method not in known:
             key = f"merging.methods.{name}" + (".method" if entry.get("method") else "")
-            yield problem_line(key, method, "not a mergekit merge method", few(known, 20))
+            # growup's own methods are entry points of its package metadata: an install writes them
+            hint = " (growup's own are missing: reinstall growup)" if not mergekit_registry.plugins() else ""
+            yield problem_line(key, method, "not a mergekit merge method" + hint, few(known, 20))
         elif method in table:
             yield from _parameter_problems(table[method], name, entry, merging.get("parameters") or {})
 
