@@ -59,6 +59,7 @@ rule all:
     input:
         "results/tables/model_sizes.md",
         rules.tables.output,
+        rules.leaderboard.output,
         expand("results/figures/{figure}.{ext}", figure=FIGURE_NAMES, ext=["pdf", "png"]),
         "results/claims.md",
     default_target: True

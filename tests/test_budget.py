@@ -127,6 +127,21 @@ def test_cli_writes_the_markdown_table(tmp_path, rows):
         assert f"| {run} | {row.model} |" in text
 
 
+def test_merges_are_counted_the_paper_s_and_those_beyond_it():
+    from growup.config import Study
+
+    paper = load_config(PAPER)
+    assert "Merges (not in the table): 390, each evaluated once: 390 with the paper's methods, 0 beyond" in (
+        format_text(paper, study_budget(paper), "h100-sxm", 0.4)
+    )
+    raw = dict(paper.raw)
+    methods = {**raw["merging"]["methods"], **{m: {"base": True} for m in ("tsv_m", "iso_c", "iso_cts")}}
+    on = Study.from_mapping({**raw, "merging": {**raw["merging"], "methods": methods}})
+    assert "624, each evaluated once: 390 with the paper's methods, 234 beyond the paper (tsv_m 78, " in (
+        format_markdown(on, study_budget(on), "h100-sxm", 0.4)
+    )
+
+
 def test_cli_text_default_and_options():
     proc = growup("budget", "--configfile", str(PAPER), "--gpu", "a100", "--mfu", "0.5")
     assert proc.returncode == 0, proc.stderr

@@ -471,6 +471,22 @@ CONFIG_FAULTS = {
         "seed-2x",
     ),
     "bad subset": (_set("merging", "subsets", value=["isl+xyz"]), "merging.subsets[0]", "isl+xyz"),
+    # mergekit's task_arithmetic declares density but never sparsifies: the authors' density 0.5 did nothing
+    "density without sparsification": (
+        _set(
+            "merging",
+            "methods",
+            "task_arithmetic",
+            value={"base": True, "model_parameters": {"density": 0.5}},
+        ),
+        "merging.methods.task_arithmetic.model_parameters.density",
+        "declares 'density' but its kernel never reads it",
+    ),
+    "undeclared mergekit parameter": (
+        _set("merging", "methods", "multislerp", value={"base": False, "parameters": {"normalize": True}}),
+        "merging.methods.multislerp.parameters.normalize",
+        "multislerp does not declare 'normalize'",
+    ),
     "missing required key": (_drop("training", "micro_batch"), "training.micro_batch", "missing"),
     "bad value type": (_set("training", "peak_lr", value="fast"), "training.peak_lr", "fast"),
 }
@@ -493,7 +509,11 @@ def test_a_good_config_passes_and_mergekit_methods_match_its_registry():
         load_config(REPO / "config" / name)
     from mergekit.merge_methods import registry
 
+    from growup.mergekit_registry import register_plugins
+
+    register_plugins()  # growup's own methods, as a merge registers them
     assert set(checks.mergekit_methods()) == {m.spec.name for m in registry.registered_methods()}
+    assert {"tsv_m", "iso_c", "iso_cts", "ties"} <= set(checks.mergekit_methods())
     assert {"isl", "fao", "est", "swe", "fas", "eng"} <= set(checks.multiblimp_codes())
 
 

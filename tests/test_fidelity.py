@@ -22,6 +22,7 @@ from growup import study as study_grid
 from growup.config import Study, resolve_config
 from growup.data.prepare import budget_table
 from growup.merge import grid
+from growup.mergekit_registry import GLOBAL, MODEL, method_table
 from growup.models.build import study_configs
 from growup.study import load_config
 from growup.train import runs
@@ -65,6 +66,21 @@ DEPARTURES = {
         "generated configs list models in config language order; 185 of the authors' files list "
         "them in another order. The released study takes the order from their files"
     ),
+    "inert_parameters": (
+        "generated configs give each method only the parameters it reads: the authors' files also "
+        "give linear int8_mask, multislerp normalize and int8_mask, task_arithmetic density and "
+        "int8_mask, which mergekit drops or never reads (README 'Fidelity' lists them), so the YAML "
+        "bytes differ and the merged weights do not"
+    ),
+}
+# The authors' parameters without effect, as growup.mergekit_registry derives them from mergekit
+# (method, parameter, where given): DEPARTURES["inert_parameters"], README "Fidelity".
+INERT = {
+    ("linear", "int8_mask", "global"),
+    ("multislerp", "normalize", "global"),
+    ("multislerp", "int8_mask", "global"),
+    ("task_arithmetic", "density", "model"),
+    ("task_arithmetic", "int8_mask", "global"),
 }
 
 LANGUAGES = {"estonian": "ekk", "faroese": "fao", "icelandic": "isl", "persian": "fas", "swedish": "swe"}
@@ -323,29 +339,68 @@ def test_released_merge_inputs_include_every_base(reference, released):
     assert {"english-1x-cloned", "english-2x"} <= runs_2x
 
 
+def effective(config: dict[str, Any]) -> tuple[dict, list[dict], set]:
+    """A merge config's parameters that its method reads (the merge's, each model's), and the
+    (method, parameter, where) it gives without effect (growup.mergekit_registry)."""
+    reads, method = method_table()[config["merge_method"]], config["merge_method"]
+    merge = {p: v for p, v in config["parameters"].items() if reads.no_effect(p, GLOBAL) is None}
+    per_model = [
+        {p: v for p, v in m["parameters"].items() if reads.no_effect(p, MODEL) is None}
+        for m in config["models"]
+    ]
+    inert = {(method, p, GLOBAL) for p in config["parameters"] if p not in merge}
+    inert |= {
+        (method, p, MODEL)
+        for m, kept in zip(config["models"], per_model, strict=True)
+        for p in m["parameters"]
+        if p not in kept
+    }
+    return merge, per_model, inert
+
+
 def test_generated_grid_departs_only_as_listed(reference, paper):
-    """The paper config's own merges against the authors' files: method, parameters, dtype and
-    models agree in every file; order and the 2x base depart as DEPARTURES say, no more."""
+    """The paper config's own merges against the authors' files: method, dtype, models and every
+    parameter the method reads agree in every file; order, the 2x base and the parameters without
+    effect depart as DEPARTURES say, no more."""
     models = {**load_config(REPO / "config" / "released.yaml").raw["released"]["models"]}
     theirs = authors_merges(reference)
-    order_differs, base_differs = 0, []
+    order_differs, base_differs, inert = 0, [], set()
     for merge in grid.merge_grid(paper):
         ours = grid.merge_config(paper, merge, "checkpoints", reference=lambda run, _r: models[run])
         want = theirs[(merge.method, merge.setup, tuple(sorted(merge.subset)))]
-        assert (ours["merge_method"], ours["parameters"], ours["dtype"]) == (
-            want["merge_method"],
-            want["parameters"],
-            want["dtype"],
-        )
+        assert (ours["merge_method"], ours["dtype"]) == (want["merge_method"], want["dtype"])
+        their_merge, their_models, their_inert = effective(want)
+        assert (
+            ours["parameters"] == their_merge and effective(ours)[2] == set()
+        )  # DEPARTURES["inert_parameters"]
+        inert |= their_inert
         assert sorted(m["model"] for m in ours["models"]) == sorted(m["model"] for m in want["models"])
-        assert all(
-            m["parameters"] == want["models"][0]["parameters"] for m in ours["models"] + want["models"]
-        )
+        assert all(m["parameters"] == their_models[0] for m in ours["models"])
+        assert all(kept == their_models[0] for kept in their_models)
         order_differs += [m["model"] for m in ours["models"]] != [m["model"] for m in want["models"]]
         if ours.get("base_model") != want.get("base_model"):
             base_differs.append((merge.setup, want.get("base_model")))
     assert order_differs == 185  # DEPARTURES["merge_order"]
     assert base_differs == [("2x", models["english-1x-cloned"])] * 76  # DEPARTURES["merge_base_2x"]
+    assert inert == INERT  # DEPARTURES["inert_parameters"]
+
+
+def test_released_config_warns_of_each_parameter_without_effect(reference, caplog, monkeypatch):
+    """config/released.yaml loads, with one warning per method and parameter of the authors' that
+    has no effect in mergekit; README "Fidelity" lists each."""
+    monkeypatch.chdir(REPO)  # merging.reference_configs is relative to the working directory
+    with caplog.at_level("WARNING", logger="growup.checks"):
+        load_config(REPO / "config" / "released.yaml")
+    lines = [r.getMessage() for r in caplog.records if "merging.reference_configs" in r.getMessage()]
+    assert len(lines) == len(INERT) and all("78 file(s)" in line for line in lines), lines
+    readme = (REPO / "README.md").read_text(encoding="utf-8").split("## Fidelity", 1)[1].split("\n## ", 1)[0]
+    for method, parameter, where in INERT:
+        where_given = "per model" if where == MODEL else "for the merge"
+        assert any(f"give {method} {parameter!r} {where_given}" in line for line in lines), (
+            method,
+            parameter,
+        )
+        assert f"`{method}` `{parameter}`" in readme, (method, parameter)
 
 
 def test_other_task_vector_base_runs_from_config(paper):

@@ -9,12 +9,13 @@ import pytest
 from synthetic_evals import every_subset, study
 
 from growup.report.figures import draw, layout_problems
+from growup.report.leaderboard import leaderboard
 from growup.study import FIGURES
 
 LANGUAGES = ("ekk", "fao", "isl", "fas", "swe")
-METHODS = ("dare_ties", "linear", "multislerp", "task_arithmetic", "ties")
+METHODS = ("dare_ties", "linear", "multislerp", "task_arithmetic", "ties", "iso_c", "iso_cts", "tsv_m")
 SHAPES = {
-    # config/config.yaml: five languages, three subsets, five methods
+    # config/config.yaml: five languages, three subsets, eight methods
     "mini": {"subsets": ["ekk+fao", "isl+swe", "ekk+fao+isl+fas+swe"], "steps": (10, 20)},
     # config/paper.yaml: every subset of at least two languages (26)
     "paper": {"subsets": every_subset(LANGUAGES), "steps": (250, 500, 750, 1000)},
@@ -22,14 +23,19 @@ SHAPES = {
 
 
 @pytest.fixture(scope="module", params=sorted(SHAPES))
-def evals(request):
-    df, _ = study("better", n=20, languages=LANGUAGES, methods=METHODS, **SHAPES[request.param])
-    return df
+def shaped(request):
+    df, pairs = study("better", n=20, languages=LANGUAGES, methods=METHODS, **SHAPES[request.param])
+    return df, leaderboard(df, pairs, confidence=0.95, resamples=100, seed=0)
+
+
+@pytest.fixture(scope="module")
+def evals(shaped):
+    return shaped[0]
 
 
 @pytest.mark.parametrize("name", FIGURES)
-def test_no_label_is_clipped_or_overlapping(evals, name):
-    fig = draw(name, evals)
+def test_no_label_is_clipped_or_overlapping(shaped, name):
+    fig = draw(name, shaped[0], leaderboard=shaped[1])
     try:
         assert layout_problems(fig) == []
     finally:

@@ -2,8 +2,8 @@
 own with warnings as errors, and a parser that loads no heavy library.
 
 Layers, lowest first (a module imports only its own layer or lower ones):
-  foundation  config, checks (config-load checks), paths, integrity, hub, io, errors (no study fact
-              beyond the config's own)
+  foundation  config, checks (config-load checks), mergekit_registry (merge methods and what they
+              read), paths, integrity, hub, io, errors (no study fact beyond the config's own)
   grid        growup.study: runs, names, setups, starts, figures, datasets, job specs
   model math  the model's shape, cloning and per-token cost (growup.models' core modules)
   accounting  growup.accounting: tokens, FLOPs and lineage of every run
@@ -29,6 +29,7 @@ FOUNDATION = {
     "growup",
     "growup.config",
     "growup.checks",
+    "growup.mergekit_registry",
     "growup.paths",
     "growup.integrity",
     "growup.hub",

@@ -77,7 +77,7 @@ def test_every_job_of_the_grid_has_a_spec_that_builds(study):
         "merge run": [
             {"setup": m.setup, "method": m.method, "subset": m.subset_name} for m in merge_grid(study)
         ],
-        "report figure": [{"name": "merge_heatmaps"}],
+        "report figure": [{"name": "merge_heatmaps"}, {"name": "merge_leaderboard"}],
     }
     for job in JOBS:
         for job_args in args.get(job, [{}]):
@@ -102,6 +102,14 @@ def test_a_value_changes_the_specs_of_exactly_the_jobs_that_read_it():
     assert differs(changed(MINI, "training.schedules.isl.steps", 30)) == {f"train {isl[1]}"}
     assert differs(changed(MINI, "training.peak_lr", 1e-3)) == {f"train {isl[1]}", f"train {ekk[1]}"}
     assert differs(changed(MINI, "report.method_spread", 0.5)) == {"report claims {}"}
+    board, drawn = ("report leaderboard", {}), ("report figure", {"name": "merge_leaderboard"})
+    jobs += [board, drawn]
+    assert differs(changed(MINI, "report.bootstrap_seed", 5)) == {"report claims {}", "report leaderboard {}"}
+    assert differs(changed(MINI, "report.confidence", 0.9)) == {
+        "report claims {}",
+        "report leaderboard {}",
+        f"report figure {drawn[1]}",
+    }
     assert differs(changed(MINI, "data.languages.isl.shuffle", False)) == {f"data fetch {fetch_isl[1]}"}
     assert differs(changed(MINI, "training.sequence_length", 128)) == {
         f"train {isl[1]}",

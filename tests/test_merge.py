@@ -167,15 +167,24 @@ def test_paper_grid_has_390_merges_with_the_study_parameters():
     assert len(merges) == 390 and len(grid.language_subsets(paper)) == 26
     assert grid.grid_counts(merges) == {"1x": 130, "1x-cloned": 130, "2x": 130}
     assert {m.method for m in merges} == {"linear", "multislerp", "task_arithmetic", "ties", "dare_ties"}
+    # the authors' parameters where each method reads them (README "Fidelity")
+    parameters = {
+        "linear": {"normalize": True},
+        "multislerp": {},
+        "task_arithmetic": {"normalize": True},
+        "ties": {"normalize": True, "int8_mask": True},
+        "dare_ties": {"normalize": True, "int8_mask": True},
+    }
     for merge in merges:
         config = grid.merge_config(paper, merge, "/ckpt")
-        assert config["dtype"] == "float16" and config["parameters"] == {"normalize": True, "int8_mask": True}
+        assert config["dtype"] == "float16" and config["parameters"] == parameters[merge.method]
         assert all(m["parameters"]["weight"] == 1.0 for m in config["models"])
-        sparse = merge.method in ("ties", "dare_ties", "task_arithmetic")
+        sparse = merge.method in ("ties", "dare_ties")
         assert all(("density" in m["parameters"]) == sparse for m in config["models"])
         assert all(m["parameters"].get("density", 0.5) == 0.5 for m in config["models"])
-        assert ("base_model" in config) == sparse
-        if sparse:
+        task_vectors = merge.method in ("ties", "dare_ties", "task_arithmetic")
+        assert ("base_model" in config) == task_vectors
+        if task_vectors:
             parent = {"1x": "english-1x", "1x-cloned": "english-1x-cloned", "2x": "english-2x"}[merge.setup]
             assert config["base_model"] == f"/ckpt/{parent}/final"
         assert [Path(m["model"]).parent.name for m in config["models"]] == [
@@ -187,8 +196,9 @@ def test_mini_grid_is_what_its_config_says():
     mini = load_config(REPO / "config" / "config.yaml")
     subsets = mini.raw["merging"]["subsets"]
     merges = grid.merge_grid(mini)
-    assert len(merges) == len(subsets) * 5 * 3
+    assert len(merges) == len(subsets) * (5 + 3) * 3  # the paper's five methods and growup's three
     assert sorted({m.subset_name for m in merges}) == sorted(subsets)
+    assert {"tsv_m", "iso_c", "iso_cts"} <= {m.method for m in merges}
 
 
 def test_bad_subset_is_named():
@@ -209,6 +219,41 @@ def test_yaml_reruns_with_the_command_in_its_header(study, checkpoints, tmp_path
     assert all(torch.equal(a[k], b[k]) for k in a)
     config = json.loads((tmp_path / "theirs" / "config.json").read_text())
     assert config["lm_head_normalization_factor"] == 2
+
+
+@pytest.mark.parametrize("method", ["tsv_m", "iso_c", "iso_cts"])
+def test_growup_methods_merge_hyperllama_and_score_in_lm_eval(study, checkpoints, tmp_path, method):
+    """A 2x (HyperLlama) merge with each of growup's methods: the YAML says the method is
+    growup's, the merged model loads and lm-eval scores it, and it is none of its inputs."""
+    from growup.evaluate.sweep import evaluate_checkpoint
+    from growup.study import load_config
+
+    out = run_merge(cfg(study, checkpoints, "2x", method), tmp_path / "m", 0, tmp_path / "m.yaml")
+    assert f"it is growup.merge.methods:{method}" in (tmp_path / "m.yaml").read_text()
+    assert json.loads((out / "config.json").read_text())["lm_head_normalization_factor"] == 2
+    merged = weights(out)
+    for run in ("ekk-2x", "fao-2x", "english-2x"):
+        source = weights(checkpoints / run / "final")
+        assert any(not torch.equal(merged[k], source[k].to(merged[k].dtype)) for k in source), run
+    mini = load_config(REPO / "config" / "config.yaml")
+    written = evaluate_checkpoint(mini, out, f"merge-2x-{method}-ekk+fao", "final", tmp_path / "evals",
+                                  ["multiblimp_fao"], limit=20)  # fmt: skip
+    results = json.loads((written / "multiblimp_fao.json").read_text())["results"]["multiblimp_fao"]
+    assert 0 <= results["acc,none"] <= 1 and results["acc_norm,none"] >= 0
+    assert len((written / "multiblimp_fao.samples.jsonl").read_text().splitlines()) == 20
+
+
+def test_a_tsv_m_merge_reruns_byte_for_byte(study, checkpoints, tmp_path):
+    """`growup merge rerun` of a TSV-M YAML (its SVDs in float32) gives the weights of the
+    in-process merge byte for byte, as does a second in-process merge in another folder."""
+    config = cfg(study, checkpoints, "2x", "tsv_m")
+    ours = run_merge(config, tmp_path / "a" / "m", 0, tmp_path / "a" / "m.yaml")
+    again = run_merge(config, tmp_path / "b" / "m", 0)
+    argv = grid.rerun_argv(tmp_path / "a" / "m.yaml", tmp_path / "rerun", None)
+    subprocess.run(argv, check=True, capture_output=True, timeout=300)
+    first = (ours / "model.safetensors").read_bytes()
+    assert first == (again / "model.safetensors").read_bytes()
+    assert first == (tmp_path / "rerun" / "model.safetensors").read_bytes()
 
 
 def test_reference_configs_are_merged_as_written(tmp_path):

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pytest
 from synthetic_evals import study
 
 from growup.report import claims, tables
 from growup.report.figures import render
 from growup.report.frame import load, parse_model
-from growup.study import FIGURES
+from growup.report.leaderboard import leaderboard, write
+from growup.study import FIGURES, LEADERBOARD
 
 VERDICT = re.compile(r"^## (\d[ab]?)\. .*: \*\*(holds|does not hold|inconclusive)\*\*$")
 
@@ -105,8 +107,56 @@ def test_old_evals_csv_without_intervals_still_loads(tmp_path):
 
 @pytest.mark.parametrize("name", FIGURES)
 def test_figures_render(name, tmp_path):
-    df, _ = study("better", n=50)
-    paths = render(name, df, tmp_path)
+    df, pairs = study("better", n=50, methods=("linear", "ties", "tsv_m"))
+    board = leaderboard(df, pairs, confidence=0.95, resamples=200, seed=0) if name == LEADERBOARD else None
+    paths = render(name, df, tmp_path, leaderboard=board)
     assert [p.suffix for p in paths] == [".pdf", ".png"] and all(p.stat().st_size > 1000 for p in paths)
-    again = render(name, df, tmp_path / "again")
+    again = render(name, df, tmp_path / "again", leaderboard=board)
     assert again[1].read_bytes() == paths[1].read_bytes()  # PNG bytes are stable
+
+
+# claim 5 and the leaderboard: methods in list order gain 0.1 each ("better"/"worse"), 0.02 ("tiny")
+PAPER_FIRST = ("linear", "ties", "iso_c", "tsv_m")  # growup's two above the paper's best (ties)
+PAPER_LAST = ("iso_c", "tsv_m", "linear", "ties")  # both below it
+
+
+@pytest.mark.parametrize(
+    ("methods", "n", "expected"),
+    [(PAPER_FIRST, 2000, "holds"), (PAPER_LAST, 2000, "does not hold"), (PAPER_FIRST, 50, "inconclusive")],
+)
+def test_the_language_merging_claim_follows_the_per_pair_results(methods, n, expected):
+    df, pairs = study("tiny" if n == 50 else "better", n=n, methods=methods)
+    text = claims.claims_markdown(df, pairs, confidence=0.95, resamples=1000, seed=0, spread=0.05, study="t")
+    assert verdicts(text)["5"] == expected
+    section = text.split("## 5. ", 1)[1]
+    assert section.count("| ties |") == 6  # 3 setups x 2 methods, each against ties
+
+
+def test_without_methods_beyond_the_paper_the_claim_is_not_checked():
+    assert "## 5. Language-specialised merging beats the paper's best method: **not checked**" in markdown(
+        "better", 50
+    )
+
+
+def test_leaderboard_ranks_every_method_with_intervals_and_holm(tmp_path):
+    df, pairs = study("better", n=400, languages=("ekk", "fao", "isl"), methods=PAPER_FIRST,
+                      subsets=["ekk+fao", "ekk+fao+isl"])  # fmt: skip
+    board = leaderboard(df, pairs, confidence=0.95, resamples=1000, seed=0)
+    assert len(board) == 3 * 3 * 4  # setups x (all + 2 subsets) x methods
+    top = board[(board["setup"] == "2x") & (board["subset"] == "all")].set_index("method")
+    assert list(top.sort_values("rank").index) == ["tsv_m", "iso_c", "ties", "linear"]
+    assert top.loc["tsv_m", "family"] == "beyond the paper" and top.loc["ties", "family"] == "paper"
+    assert (top["best_paper_method"] == "ties").all() and top["subsets"].eq(2).all()
+    assert top.loc["tsv_m", "vs_best_paper"] == pytest.approx(0.2) and np.isnan(
+        top.loc["ties", "vs_best_paper"]
+    )
+    assert top.loc["tsv_m", "vs_joint"] == pytest.approx(top.loc["tsv_m", "target_acc"] - 0.9)
+    for name in ("target_acc", "english_acc", "joint_acc", "vs_best_paper", "vs_joint"):
+        rows = board[board[name].notna()]
+        assert (rows[f"{name}_low"] <= rows[name]).all() and (rows[name] <= rows[f"{name}_high"]).all(), name
+    assert (top.loc[["tsv_m", "iso_c"], "vs_best_paper_p_holm"] < 0.05).all()
+    write(board, tmp_path / "merge_leaderboard")
+    md = (tmp_path / "merge_leaderboard.md").read_text()
+    assert re.search(r"\| \+0\.200 \[\+0\.1\d\d, \+0\.2\d\d\] \|", md) and "nan" not in md
+    again = leaderboard(df, pairs, confidence=0.95, resamples=1000, seed=0)
+    assert again.equals(board)

@@ -11,7 +11,16 @@ import yaml
 from growup.study import FIGURES
 from helpers import REPO, copy_repo, planned, run_tool
 
-TABLES = ("evals.csv", "final_scores.csv", "final_scores.md", "merges.csv", "merges.md", "model_sizes.md")
+TABLES = (
+    "evals.csv",
+    "final_scores.csv",
+    "final_scores.md",
+    "merges.csv",
+    "merges.md",
+    "merge_leaderboard.csv",
+    "merge_leaderboard.md",
+    "model_sizes.md",
+)
 
 
 @pytest.mark.slow
@@ -25,8 +34,10 @@ def test_mini_study_builds_every_figure_table_and_the_claims(study_repo):
     assert "| 1x | 0.59M |" in sizes and "| clone-x2 | 1.97M |" in sizes
     claims = (study_repo / "results" / "claims.md").read_text()
     verdicts = re.findall(r"^## (\d[ab]?)\. .*: \*\*(holds|does not hold|inconclusive)\*\*$", claims, re.M)
-    assert [claim for claim, _ in verdicts] == ["1a", "1b", "2", "3a", "3b", "4"], claims
-    assert "## Verdict rule" in claims and claims.count("| 95% interval |") == 6
+    assert [claim for claim, _ in verdicts] == ["1a", "1b", "2", "3a", "3b", "4", "5"], claims
+    assert "## Verdict rule" in claims and claims.count("| 95% interval |") == 7
+    board = (study_repo / "results" / "tables" / "merge_leaderboard.csv").read_text()
+    assert all(f",{method}," in board for method in ("tsv_m", "iso_c", "iso_cts", "ties")), board[:500]
     for log in (study_repo / "logs" / "report").glob("figure_*.log"):
         assert "clipped" not in log.read_text() and "overlaps" not in log.read_text()
     assert "Nothing to be done" in run_tool(study_repo, "snakemake", "-n")
@@ -66,7 +77,7 @@ def test_html_report_holds_every_figure_with_its_caption(study_repo, tmp_path: P
 
 # Dependency tracking on the built study: a job reruns when, and only when, a value it reads
 # changed. Each test changes one thing and counts the planned jobs per rule (the dry run's table).
-REPORT = {"tidy", "tables", "figure", "claims", "all", "total"}
+REPORT = {"tidy", "tables", "leaderboard", "figure", "claims", "all", "total"}
 
 
 def _plan(repo: Path, *args: str) -> dict[str, int]:
@@ -114,10 +125,11 @@ def test_one_languages_schedule_plans_only_its_runs_merges_and_the_report(study_
         "eval_merge": with_ekk,
         "tidy": 1,
         "tables": 1,
+        "leaderboard": 1,
         "figure": len(FIGURES),
         "claims": 1,
         "all": 1,
-        "total": 6 + 2 * with_ekk + 4 + len(FIGURES),
+        "total": 6 + 2 * with_ekk + 5 + len(FIGURES),
     }
 
 
@@ -139,6 +151,19 @@ def test_a_deleted_merge_is_one_target_and_one_job(study_repo):
     assert (study_repo / target / "model.safetensors").is_file()
     run_tool(study_repo, "snakemake", "--cores", "2")  # its evaluation and the report follow
     assert _plan(study_repo) == {}
+
+
+@pytest.mark.slow
+def test_a_dry_run_of_one_new_merge_plans_exactly_that_merge(study_repo, tmp_path):
+    """A merge with one of growup's methods is a target of its own, like any mergekit method's."""
+    import shutil
+
+    target = "merges/1x-cloned/tsv_m/ekk+fao+isl+fas+swe"
+    shutil.move(study_repo / target, tmp_path / "merge")  # put back: later tests need the study whole
+    try:
+        assert _plan(study_repo, target) == {"merge": 1, "total": 1}
+    finally:
+        shutil.move(tmp_path / "merge", study_repo / target)
 
 
 @pytest.mark.slow

@@ -55,8 +55,9 @@ PAPER_PLAN = {
     "eval_merge": 390,
     "tidy": 1,
     "tables": 1,
+    "leaderboard": 1,  # growup's: every method ranked with intervals (the paper's five by default)
     "model_sizes": 1,
-    "figure": 4,  # data_efficiency, english_retention, merge_heatmaps, merged_vs_joint
+    "figure": 5,  # data_efficiency, english_retention, merge_heatmaps, merged_vs_joint, merge_leaderboard
     "claims": 1,
     "all": 1,
 }
@@ -73,6 +74,22 @@ def test_paper_config_plans_every_merge_as_a_job_of_its_own(workdir):
     # STUDY.md: 32 GPUs for base and multilingual runs, 16 for monolingual ones
     assert train["run=seed"]["gpus"] == train["run=english-2x"]["gpus"] == 32, train["run=seed"]
     assert train["run=multilingual-1x-cloned"]["gpus"] == 32 and train["run=fao-2x"]["gpus"] == 16
+
+
+def test_the_beyond_the_paper_block_is_one_edit(workdir):
+    """config/paper.yaml's default grid is the paper's; uncommenting one line adds growup's three
+    methods on every setup and subset (3 x 3 x 26 = 234 merges, each with its evaluation)."""
+    from helpers import planned
+
+    config = workdir / "config" / "paper.yaml"
+    text = config.read_text()
+    (line,) = [x for x in text.splitlines() if x.strip().startswith("# <<: {tsv_m")]
+    config.write_text(text.replace(line, line.replace("# <<:", "<<:")))
+    plan = planned(run([str(BIN / "snakemake"), "-n", "--configfile", "config/paper.yaml"], workdir).stdout)
+    assert plan["merge"] == plan["eval_merge"] == 390 + 234, plan
+    assert {k: v for k, v in plan.items() if k not in ("merge", "eval_merge", "total")} == {
+        k: v for k, v in PAPER_PLAN.items() if k not in ("merge", "eval_merge")
+    }
 
 
 def test_paper_config_target(workdir):

@@ -3,15 +3,13 @@
 `check_config` runs before the DAG is built (`growup.study.load_config` and the workflow's
 `workflow/rules/common.smk` call it once each), so a value that would fail hours into a study
 fails at once: schema violations, batch divisibility, FineWeb-2 subsets, MultiBLiMP tasks,
-mergekit methods, and run names. Each problem is one short line naming the file, the key, the
-value and what is allowed.
+mergekit methods and the parameters each reads (`growup.mergekit_registry`), and run names.
+Each problem is one short line naming the file, the key, the value and what is allowed.
 """
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
-import json
 import logging
 import math
 import os
@@ -23,10 +21,10 @@ from typing import Any
 import jsonschema
 import yaml
 
-from growup import hub
+from growup import hub, mergekit_registry
 from growup.config import Study, load_schema
 from growup.errors import ConfigError, GrowupError
-from growup.io import atomic_write_text
+from growup.mergekit_registry import GLOBAL, MODEL
 from growup.paths import METHOD_NAME
 
 log = logging.getLogger(__name__)
@@ -146,37 +144,10 @@ def multiblimp_codes() -> tuple[str, ...]:
     return tuple(sorted(p.stem.removeprefix("multiblimp_") for p in folder.glob("multiblimp_*.yaml")))
 
 
-def _cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "growup"
-
-
-@cache
 def mergekit_methods() -> tuple[str, ...]:
-    """Names in mergekit's merge-method registry. Importing it loads torch (about 1.5 s), so the
-    list is cached per installed mergekit (version and registry file's mtime)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    spec = importlib.util.find_spec("mergekit")
-    if spec is None or not spec.submodule_search_locations:
-        log.warning("mergekit is not installed: merge methods are checked when a merge runs")
-        return ()
-    registry = Path(next(iter(spec.submodule_search_locations))) / "merge_methods" / "registry.py"
-    try:
-        key = f"mergekit-{version('mergekit')}-{registry.stat().st_mtime_ns}"
-    except (OSError, PackageNotFoundError) as exc:  # an unusual install: ask the registry itself
-        log.info("mergekit's registry file is not at hand (%s): not caching its methods", exc)
-        key = None
-    cached = _cache_dir() / f"{key}-methods.json" if key else None
-    if cached is not None:
-        with contextlib.suppress(OSError, ValueError):
-            return tuple(json.loads(cached.read_text(encoding="utf-8")))
-    from mergekit.merge_methods import registry as mk
-
-    names = tuple(sorted(m.spec.name for m in mk.registered_methods()))
-    if cached is not None:
-        with contextlib.suppress(OSError):  # a read-only home: check again next time
-            atomic_write_text(cached, json.dumps(names))
-    return names
+    """Names in mergekit's merge-method registry, growup's plugin methods included
+    (`growup.mergekit_registry`; cached per installed mergekit, so no torch import at load)."""
+    return tuple(sorted(mergekit_registry.method_table()))
 
 
 def _language_problems(raw: Mapping[str, Any]) -> Iterator[str]:
@@ -217,7 +188,8 @@ def _language_problems(raw: Mapping[str, Any]) -> Iterator[str]:
 
 def _merge_problems(raw: Mapping[str, Any]) -> Iterator[str]:
     merging = raw["merging"]
-    known = mergekit_methods()
+    table = mergekit_registry.method_table()
+    known = sorted(table)
     for name, entry in merging["methods"].items():
         entry = entry or {}
         if not METHOD_NAME.fullmatch(name):
@@ -228,7 +200,60 @@ def _merge_problems(raw: Mapping[str, Any]) -> Iterator[str]:
         method = entry.get("method") or name
         if known and method not in known:
             key = f"merging.methods.{name}" + (".method" if entry.get("method") else "")
-            yield problem_line(key, method, "not a mergekit merge method", few(known, 20))
+            # growup's own methods are entry points of its package metadata: an install writes them
+            hint = " (growup's own are missing: reinstall growup)" if not mergekit_registry.plugins() else ""
+            yield problem_line(key, method, "not a mergekit merge method" + hint, few(known, 20))
+        elif method in table:
+            yield from _parameter_problems(table[method], name, entry, merging.get("parameters") or {})
+
+
+def _parameter_problems(
+    reads: mergekit_registry.MethodReads, name: str, entry: Mapping[str, Any], shared: Mapping[str, Any]
+) -> Iterator[str]:
+    """A parameter the config gives a method that the merge never reads: an error naming it and
+    what the method does read (`merging.weight` goes only to methods that declare a weight)."""
+    given = [
+        *((f"merging.parameters.{p}", p, v, GLOBAL) for p, v in shared.items()),
+        *(
+            (f"merging.methods.{name}.parameters.{p}", p, v, GLOBAL)
+            for p, v in (entry.get("parameters") or {}).items()
+        ),
+        *(
+            (f"merging.methods.{name}.model_parameters.{p}", p, v, MODEL)
+            for p, v in (entry.get("model_parameters") or {}).items()
+        ),
+    ]
+    for key, parameter, value, level in given:
+        if (why := reads.no_effect(parameter, level)) is not None:
+            yield problem_line(
+                key,
+                value,
+                f"no effect in mergekit's {reads.name}: {why}",
+                f"{reads.reads(level)} (declared: {list(reads.declared)})",
+            )
+
+
+def reference_warnings(folder: str | os.PathLike[str], table: Mapping[str, Any] | None = None) -> list[str]:
+    """The parameters without effect in a folder of mergekit configs (the authors' files of the
+    released study), one line per method and parameter with the number of files that give it."""
+    table = mergekit_registry.method_table() if table is None else table
+    found: dict[tuple[str, str, str], list[str]] = {}
+    for path in sorted(Path(folder).glob("*.y*ml")):
+        config = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        reads = table.get(config.get("merge_method"))
+        if reads is None:
+            continue
+        given = [(p, GLOBAL) for p in config.get("parameters") or {}]
+        given += [(p, MODEL) for m in config.get("models") or [] for p in m.get("parameters") or {}]
+        for parameter, level in dict.fromkeys(given):
+            if reads.no_effect(parameter, level) is not None:
+                found.setdefault((reads.name, parameter, level), []).append(path.name)
+    return [
+        f"{len(files)} file(s) (e.g. {files[0]}) give {method} {parameter!r} "
+        f"{'per model' if level == MODEL else 'for the merge'}, with no effect: "
+        f"{table[method].no_effect(parameter, level)} (it reads {table[method].reads(level)})"
+        for (method, parameter, level), files in sorted(found.items())
+    ]
 
 
 def check_config(raw: Mapping[str, Any], source: str) -> None:
@@ -243,3 +268,7 @@ def check_config(raw: Mapping[str, Any], source: str) -> None:
         problems = [*_batch_problems(raw), *_language_problems(raw), *_merge_problems(raw)]
     if problems:
         raise ConfigError("\n".join(f"{source}: {p}" for p in problems))
+    folder = raw["merging"].get("reference_configs")
+    if folder and Path(str(folder)).expanduser().is_dir():  # files a user cannot fix: warnings
+        for line in reference_warnings(Path(str(folder)).expanduser()):
+            log.warning("%s: merging.reference_configs: %s", source, line)

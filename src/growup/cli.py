@@ -237,6 +237,7 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
     )
     for name, help_text in (
         ("tables", "final scores and merge tables (CSV + Markdown)"),
+        ("leaderboard", "every merge method ranked per setup and subset (CSV + Markdown)"),
         ("figure", "one figure (PDF + PNG)"),
         ("claims", "results/claims.md"),
     ):
@@ -248,8 +249,18 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
             p.set_defaults(handler="growup.report.figures:command")
             p.add_argument("--name", required=True, choices=FIGURES)
             p.add_argument("--out-dir", default="results/figures")
+            p.add_argument(
+                "--leaderboard",
+                default="results/tables/merge_leaderboard.csv",
+                help="the table the merge_leaderboard figure draws (growup report leaderboard)",
+            )
         elif name == "tables":
             p.add_argument("--out-dir", default="results/tables")
+        elif name == "leaderboard":
+            p.add_argument("--out-dir", default="results/tables")
+            p.add_argument(
+                "--pairs", default="results/tables/pairs.jsonl", help="per-pair verdicts (growup eval tidy)"
+            )
         else:
             p.add_argument("--out", default="results/claims.md")
             p.add_argument(

@@ -530,6 +530,7 @@ class MethodSpec:
     SCHEMA: ClassVar[tuple[str, ...]] = ("merging", "methods", "*")
     name: str
     base: bool
+    parameters: Mapping[str, Any] | None
     model_parameters: Mapping[str, Any] | None
     method: str | None
     base_runs: Mapping[str, str]

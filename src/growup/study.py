@@ -55,7 +55,11 @@ FIGURES = (
     "english_retention",
     "merge_heatmaps",
     "merged_vs_joint",
+    "merge_leaderboard",
 )  # results/figures/<name>
+LEADERBOARD = "merge_leaderboard"  # results/tables/<this>.csv|md, and the figure drawn from it
+# STUDY.md "Merging (mergekit)": the paper's five methods (any other is beyond the paper)
+PAPER_METHODS = ("linear", "multislerp", "task_arithmetic", "ties", "dare_ties")
 SUBSET_SEPARATOR = "+"  # a merge's languages joined in the config's order: ekk+fao+isl
 
 
@@ -423,7 +427,8 @@ JOBS: Mapping[str, Callable[..., list[str]]] = {
     "merge run": _merge,
     "merge configs": lambda study: ["merging", LANGUAGE_CODES, "released.models"],
     "report tables": lambda study: [],
-    "report figure": lambda study, name: [],
+    "report leaderboard": lambda study: BOOTSTRAP,
+    "report figure": lambda study, name: ["report.confidence"] if name == LEADERBOARD else [],
     "report claims": lambda study: ["study", "report"],
 }
 

@@ -18,6 +18,7 @@ from growup.study import (
     SEED,
     ENGLISH_DATASETS,
     FIGURES,
+    LEADERBOARD,
     Merge,
     SETUPS,
     check_study,

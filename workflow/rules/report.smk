@@ -1,4 +1,5 @@
-# Report: tables, figures and the claims check, each a function of results/tables/evals.csv alone.
+# Report: tables, figures and the claims check, each a function of results/tables/evals.csv (and its
+# per-pair verdicts, pairs.jsonl) alone; the leaderboard figure draws the leaderboard table.
 
 
 rule tables:
@@ -26,9 +27,33 @@ rule tables:
         "growup report tables --spec {params.spec:q} --evals-csv {input.evals} --out-dir {params.out} > {log} 2>&1"
 
 
+rule leaderboard:
+    input:
+        evals="results/tables/evals.csv",
+        pairs="results/tables/pairs.jsonl",
+    output:
+        report(
+            multiext(f"results/tables/{LEADERBOARD}", ".csv", ".md"),
+            caption="../report/leaderboard.rst",
+            category="Tables",
+        ),
+    params:
+        spec=spec("report leaderboard"),
+        out=lambda wc, output: os.path.dirname(output[0]),
+    log:
+        "logs/report/leaderboard.log",
+    benchmark:
+        "logs/benchmarks/report/leaderboard.tsv"
+    shell:
+        "growup report leaderboard --spec {params.spec:q} --evals-csv {input.evals} --pairs {input.pairs} "
+        "--out-dir {params.out} > {log} 2>&1"
+
+
 rule figure:
     input:
         evals="results/tables/evals.csv",
+        # the leaderboard figure draws the leaderboard table
+        leaderboard=lambda wc: [f"results/tables/{LEADERBOARD}.csv"] if wc.figure == LEADERBOARD else [],
     output:
         pdf="results/figures/{figure}.pdf",
         png=report(
@@ -40,13 +65,14 @@ rule figure:
     params:
         spec=spec("report figure", name="{figure}"),
         out=lambda wc, output: os.path.dirname(output[0]),
+        leaderboard=lambda wc, input: f"--leaderboard {input.leaderboard}" if input.leaderboard else "",
     log:
         "logs/report/figure_{figure}.log",
     benchmark:
         "logs/benchmarks/report/figure_{figure}.tsv"
     shell:
         "growup report figure --spec {params.spec:q} --evals-csv {input.evals} --name {wildcards.figure} "
-        "--out-dir {params.out} > {log} 2>&1"
+        "--out-dir {params.out} {params.leaderboard} > {log} 2>&1"
 
 
 rule claims:

@@ -17,6 +17,7 @@ import yaml
 
 from growup.config import Study
 from growup.errors import GrowupError
+from growup.mergekit_registry import MODEL, method_table, plugins
 from growup.study import Merge, merging, run_name
 from growup.study import grid_counts as grid_counts  # the grid is growup.study's; these names stay here
 from growup.study import language_subsets as language_subsets
@@ -56,18 +57,27 @@ def merge_config(
         raise GrowupError(
             f"unknown merge method {merge.method!r}; config key 'merging.methods' has {list(cfg.methods)}"
         )
+    weight = {"weight": cfg.weight} if declares_weight(method.merge_method) else {}
     models = [
         {
             "model": reference(run_name(lang, merge.setup), checkpoints),
-            "parameters": {"weight": cfg.weight, **(method.model_parameters or {})},
+            "parameters": {**weight, **(method.model_parameters or {})},
         }
         for lang in merge.subset
     ]
     config: dict[str, Any] = {"merge_method": method.merge_method}
     if method.base:
         config["base_model"] = reference(task_vector_base(study, merge.setup, merge.method), checkpoints)
-    config.update(models=models, parameters=dict(cfg.parameters), dtype=cfg.dtype)
+    parameters = {**cfg.parameters, **(method.parameters or {})}
+    config.update(models=models, parameters=parameters, dtype=cfg.dtype)
     return config
+
+
+def declares_weight(method: str) -> bool:
+    """Whether mergekit's `method` takes a weight per model (`merging.weight` goes only to those:
+    karcher, for one, declares none). True when the registry is not at hand."""
+    reads = method_table().get(method)
+    return reads is None or reads.no_effect("weight", MODEL) is None
 
 
 def reference_file(study: Study, merge: Merge) -> Path:
@@ -142,6 +152,13 @@ def to_yaml(config: Mapping[str, Any], random_seed: int | None) -> str:
         f"#   growup merge rerun THIS_FILE OUT_DIR{seed}\n"
         "# (mergekit's Python API; runs no code shipped in a checkpoint, unlike --trust-remote-code)\n"
     )
+    method = config.get("merge_method")
+    if method in plugins():
+        header += (
+            f"# merge_method {method} is not mergekit's own: it is {plugins()[method]}, a method growup\n"
+            "# registers in mergekit's registry (README 'Merging beyond the paper'), so run this file\n"
+            "# with growup: mergekit-yaml alone does not know it\n"
+        )
     return header + yaml.safe_dump(dict(config), sort_keys=False)
 
 

@@ -20,6 +20,7 @@ from growup.errors import GrowupError
 from growup.integrity import write_checksums
 from growup.io import atomic_dir, atomic_write_text
 from growup.merge.grid import referenced_paths, to_yaml
+from growup.mergekit_registry import register_plugins
 from growup.models.checkpoint import verify_checkpoint
 
 log = logging.getLogger(__name__)
@@ -119,6 +120,7 @@ def run_merge(
     if yaml_out is not None:
         atomic_write_text(yaml_out, to_yaml(config, random_seed))
     register_hyperllama_architecture()
+    register_plugins()  # growup's own methods (growup.merge.methods) in mergekit's registry
     merge_config = MergeConfiguration.model_validate(resolved)
     options = MergeOptions(
         cuda=torch.cuda.is_available(),

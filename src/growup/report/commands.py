@@ -10,8 +10,10 @@ from growup.io import atomic_write_text
 from growup.report import tables as table_writers
 from growup.report.claims import claims_markdown
 from growup.report.frame import load
+from growup.report.leaderboard import leaderboard as merge_leaderboard
+from growup.report.leaderboard import write as write_leaderboard
 from growup.report.stats import Pairs
-from growup.study import load_job
+from growup.study import LEADERBOARD, load_job
 
 log = logging.getLogger("growup")
 
@@ -22,6 +24,16 @@ def tables(args: argparse.Namespace) -> None:
     df = load(args.evals_csv)
     table_writers.write(table_writers.final_scores(df), f"{args.out_dir}/final_scores")
     table_writers.write(table_writers.merge_table(df), f"{args.out_dir}/merges", index=False)
+
+
+def leaderboard(args: argparse.Namespace) -> None:
+    """`growup report leaderboard`: merge_leaderboard.csv|md from the tidy table and the pairs."""
+    rep = load_job(args.spec, args.configfile, "report leaderboard").report
+    resampling = {"resamples": rep.bootstrap_resamples, "seed": rep.bootstrap_seed}
+    table = merge_leaderboard(
+        load(args.evals_csv), Pairs.load(args.pairs), confidence=rep.confidence, **resampling
+    )
+    write_leaderboard(table, f"{args.out_dir}/{LEADERBOARD}")
 
 
 def claims(args: argparse.Namespace) -> None:

@@ -5,8 +5,12 @@ accuracy with its interval (evals.csv's bootstrap interval, as a band or an erro
    against training FLOPs of the adaptation run, for 1x, 1x-cloned and 2x; a ring marks the point
    of each upscaled run whose FLOPs match the 1x run's final FLOPs (interpolated).
 2. english_retention: English BLiMP and MultiBLiMP-eng against tokens, per setup (mean over languages).
-3. merge_heatmaps: mean target accuracy of each merge, methods × subsets, one panel per setup.
+3. merge_heatmaps: mean target accuracy of each merge (± its interval's half-width), methods ×
+   subsets, one panel per setup.
 4. merged_vs_joint: per setup, each method's merge of all languages against joint multilingual training.
+5. merge_leaderboard: per setup, every method ranked by mean target accuracy (and its English), with
+   intervals, joint training's band and each method's difference from the paper's best method
+   (drawn from results/tables/merge_leaderboard.csv, `growup.report.leaderboard`).
 
 Every figure is laid out by matplotlib's constrained layout and sized from its content (panels,
 methods, subsets); `layout_problems` finds clipped or overlapping labels on a drawn figure.
@@ -32,11 +36,13 @@ from matplotlib.transforms import Bbox
 from growup.errors import GrowupError
 from growup.io import atomic_file
 from growup.report.frame import final_rows, load, metric
+from growup.report.leaderboard import ALL, BEYOND, PAPER
 from growup.report.stats import combined_interval
 from growup.report.tables import merge_table
 from growup.study import (
     BASE_SETUP,
     FIGURES,
+    LEADERBOARD,
     MULTILINGUAL,
     SETUPS,
     load_job,
@@ -151,8 +157,9 @@ def english_retention(df: pd.DataFrame) -> Figure:
 
 def merge_heatmaps(df: pd.DataFrame) -> Figure:
     """One row per setup (the subsets on a shared x axis, labelled once at the bottom), cells
-    sized so that a value fits, and one colour scale for every panel."""
+    sized so that a value and its interval's half-width fit, one colour scale for every panel."""
     table = merge_table(df)
+    table = table.assign(half=(table["target_acc_high"] - table["target_acc_low"]) / 2)
     setups = [s for s in SETUPS if s in set(table["setup"])] or list(SETUPS)
     methods = sorted(table["method"].unique()) if not table.empty else []
     subsets = (
@@ -162,17 +169,18 @@ def merge_heatmaps(df: pd.DataFrame) -> Figure:
     )
     longest = max((len(s) for s in subsets), default=4)
     width = 1.6 + 0.1 * max((len(m) for m in methods), default=4) + 0.42 * max(len(subsets), 3)
-    height = 0.5 + len(setups) * (0.45 + 0.28 * max(len(methods), 1)) + 0.065 * longest
+    height = 0.5 + len(setups) * (0.45 + 0.36 * max(len(methods), 1)) + 0.065 * longest
     fig, axes = _subplots(
         len(setups), 1, figsize=(max(width, 4.5), height), squeeze=False, sharex=True, layout="constrained"
     )
     vmin, vmax = (table["target_acc"].min(), table["target_acc"].max()) if not table.empty else (0, 1)
     cmap, im = matplotlib.colormaps["viridis"], None
     for ax, setup in zip(axes[:, 0], setups, strict=True):
-        grid = (
+        grid, half = (
             table[table["setup"] == setup]
-            .pivot(index="method", columns="subset", values="target_acc")
+            .pivot(index="method", columns="subset", values=column)
             .reindex(index=methods, columns=subsets)
+            for column in ("target_acc", "half")
         )
         ax.grid(False)
         ax.set_title(f"merges, {setup}", fontsize=9, loc="left")
@@ -185,14 +193,24 @@ def merge_heatmaps(df: pd.DataFrame) -> Figure:
                 continue
             shade = cmap((v - vmin) / (vmax - vmin) if vmax > vmin else 0.5)
             dark = 0.299 * shade[0] + 0.587 * shade[1] + 0.114 * shade[2] < 0.55
+            h = half.values[i, j]
+            text = f"{v:.2f}" if np.isnan(h) else f"{v:.2f}\n±{h:.2f}"
             ax.text(
-                j, i, f"{v:.2f}", ha="center", va="center", fontsize=6.5, color="white" if dark else "black"
+                j,
+                i,
+                text,
+                ha="center",
+                va="center",
+                fontsize=6,
+                linespacing=1.1,
+                color="white" if dark else "black",
             )
     bottom = axes[-1, 0]
     bottom.set_xticks(range(len(subsets)), subsets, rotation=90, fontsize=8)
     bottom.set_xlabel("merged languages")
     if im is not None:
-        fig.colorbar(im, ax=axes[:, 0].tolist(), shrink=0.9, label="mean target MultiBLiMP acc", pad=0.02)
+        label = "mean target MultiBLiMP acc (± half its interval)"
+        fig.colorbar(im, ax=axes[:, 0].tolist(), shrink=0.9, label=label, pad=0.02)
     return fig
 
 
@@ -236,6 +254,74 @@ def merged_vs_joint(df: pd.DataFrame) -> Figure:
     ax.set_ylabel("mean target MultiBLiMP acc")
     ax.set_title("merge of all languages vs joint training", loc="left")
     ax.legend(frameon=False, fontsize=7, ncol=1, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return fig
+
+
+FAMILY_COLORS = {PAPER: "#4C72B0", BEYOND: "#DD8452"}  # the paper's methods, and those beyond it
+
+
+def merge_leaderboard(table: pd.DataFrame, confidence: float = 0.95) -> Figure:
+    """From merge_leaderboard.csv: per setup (a row), every method's mean target accuracy and
+    English accuracy over the subsets all methods merged, best first, each with its interval;
+    joint multilingual training as a dashed line in its band; beside each method, its difference
+    from the paper's best method, starred when decided (Holm-adjusted p below 1 - confidence)."""
+    rows = table[table["subset"] == ALL]
+    setups = [s for s in SETUPS if s in set(rows["setup"])] or list(SETUPS)
+    most = int(rows.groupby("setup").size().max()) if len(rows) else 1
+    fig, axes = _subplots(
+        len(setups),
+        2,
+        figsize=(8.4, 0.7 + len(setups) * (0.55 + 0.26 * most)),
+        squeeze=False,
+        sharex="col",
+        gridspec_kw={"width_ratios": [1.7, 1]},
+        layout="constrained",
+    )
+    alpha = 1 - confidence
+    for (left, right), setup in zip(axes, setups, strict=True):
+        part = rows[rows["setup"] == setup].sort_values("rank")
+        y = np.arange(len(part))[::-1]  # rank 1 on top
+        for ax, name in ((left, "target_acc"), (right, "english_acc")):
+            ax.grid(axis="y", visible=False)
+            for yi, r in zip(y, part.itertuples(index=False), strict=True):
+                value, low, high = (getattr(r, name + s) for s in ("", "_low", "_high"))
+                color = FAMILY_COLORS[r.family]
+                err = None if np.isnan(low) else [[value - low], [high - value]]
+                ax.errorbar([value], [yi], xerr=err, fmt="o", ms=4, color=color, elinewidth=1.4, capsize=2)
+        if len(part) and not np.isnan(part["joint_acc"].iloc[0]):
+            joint = part.iloc[0]
+            left.axvspan(joint["joint_acc_low"], joint["joint_acc_high"], color="0.88", lw=0, zorder=0)
+            left.axvline(joint["joint_acc"], color="0.35", ls="--", lw=1, label="joint multilingual")
+        labels = []
+        for r in part.itertuples(index=False):
+            diff = "" if np.isnan(r.vs_best_paper) else f"  {r.vs_best_paper:+.3f}"
+            star = "*" if diff and r.vs_best_paper_p_holm < alpha else ""
+            labels.append(f"{r.method}{diff}{star}")
+        left.set_yticks(y, labels, fontsize=8)
+        right.set_yticks(y, [""] * len(y))
+        best = part["best_paper_method"].iloc[0] if len(part) else ""
+        subsets = int(part["subsets"].iloc[0]) if len(part) else 0
+        left.set_title(
+            f"{setup}: mean over {subsets} subset(s); beside each method: its difference from {best}",
+            fontsize=8.5,
+            loc="left",
+        )
+    axes[-1][0].set_xlabel("mean target MultiBLiMP acc")
+    axes[-1][1].set_xlabel("mean English acc")
+    handles = [
+        matplotlib.lines.Line2D([], [], marker="o", ls="none", color=c, label=f)
+        for f, c in FAMILY_COLORS.items()
+    ]
+    handles.append(matplotlib.lines.Line2D([], [], color="0.35", ls="--", label="joint multilingual"))
+    fig.legend(
+        handles=handles,
+        loc="outside upper center",
+        ncol=3,
+        frameon=False,
+        fontsize=8,
+        title=f"{confidence:.0%} intervals; * the difference from the paper's best method is decided (Holm)",
+        title_fontsize=8,
+    )
     return fig
 
 
@@ -303,23 +389,41 @@ def layout_problems(fig: Figure, tolerance: float = 0.5) -> list[str]:
     return problems
 
 
-# each figure of `growup.study.FIGURES` is drawn by the function of its name
-DRAW = {f.__name__: f for f in (data_efficiency, english_retention, merge_heatmaps, merged_vs_joint)}
+# each figure of `growup.study.FIGURES` is drawn by the function of its name: from the tidy table,
+# or (LEADERBOARD) from the leaderboard table
+DRAW = {
+    f.__name__: f
+    for f in (data_efficiency, english_retention, merge_heatmaps, merged_vs_joint, merge_leaderboard)
+}
 
 
-def draw(name: str, df: pd.DataFrame) -> Figure:
+def draw(
+    name: str, df: pd.DataFrame, leaderboard: pd.DataFrame | None = None, confidence: float = 0.95
+) -> Figure:
     """Figure `name`, drawn under the study's STYLE (scoped: the caller's settings are untouched)."""
     if name not in FIGURES:
         raise GrowupError(f"unknown figure {name!r}; figures: {list(FIGURES)}")
     with matplotlib.rc_context(STYLE):
+        if name == LEADERBOARD:
+            if leaderboard is None:
+                raise GrowupError(
+                    f"figure {name} draws results/tables/{LEADERBOARD}.csv: run `growup report leaderboard`"
+                )
+            return merge_leaderboard(leaderboard, confidence)
         return DRAW[name](df)
 
 
-def render(name: str, df: pd.DataFrame, out_dir: str | os.PathLike[str]) -> list[Path]:
+def render(
+    name: str,
+    df: pd.DataFrame,
+    out_dir: str | os.PathLike[str],
+    leaderboard: pd.DataFrame | None = None,
+    confidence: float = 0.95,
+) -> list[Path]:
     """Draw figure `name` and write <out_dir>/<name>.pdf and .png (byte-stable metadata); a label
     clipped or overlapping is logged as a warning."""
     with matplotlib.rc_context(STYLE):
-        fig = draw(name, df)
+        fig = draw(name, df, leaderboard, confidence)
         for problem in layout_problems(fig):
             log.warning("figure %s: %s", name, problem)
         out_dir = Path(out_dir)
@@ -335,6 +439,13 @@ def render(name: str, df: pd.DataFrame, out_dir: str | os.PathLike[str]) -> list
 
 def command(args: argparse.Namespace) -> None:
     """`growup report figure`: one figure (PDF + PNG), the only report verb that loads matplotlib."""
-    load_job(args.spec, args.configfile, "report figure", name=args.name)
-    for path in render(args.name, load(args.evals_csv), args.out_dir):
+    study = load_job(args.spec, args.configfile, "report figure", name=args.name)
+    extra = {}
+    if args.name == LEADERBOARD:
+        if not Path(args.leaderboard).is_file():
+            raise GrowupError(
+                f"no leaderboard at {args.leaderboard!r}: run `growup report leaderboard` first"
+            )
+        extra = {"leaderboard": pd.read_csv(args.leaderboard), "confidence": study.report.confidence}
+    for path in render(args.name, load(args.evals_csv), args.out_dir, **extra):
         log.info("wrote %s", path)

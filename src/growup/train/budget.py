@@ -1,4 +1,5 @@
-"""The compute budget of a study: every training run's FLOPs and its GPU-hours on a stated GPU.
+"""The compute budget of a study: every training run's FLOPs and its GPU-hours on a stated GPU,
+and how many merges (and merge evaluations) its grid holds.
 
 FLOPs come from `growup.accounting.run_cost` (N counts every parameter, a tied
 embedding once): 6N per trained token, and 6N + 12·L·H·Q·T with attention (PaLM, app. B). A run
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from growup.accounting import RunCost, run_cost
 from growup.config import Study
 from growup.errors import GrowupError
-from growup.study import trained_runs
+from growup.study import PAPER_METHODS, merge_grid, trained_runs
 from growup.train.gpus import DEFAULT_GPU, DEFAULT_MFU, GPUS
 from growup.train.runs import run_gpus
 
@@ -109,12 +110,32 @@ def _cells(rows: list[RunBudget]) -> list[tuple[str, ...]]:
     return cells
 
 
+def merge_counts(study: Study) -> dict[str, int]:
+    """Merges of the grid per `merging.methods` entry (each merge is evaluated once)."""
+    counts: dict[str, int] = {}
+    for merge in merge_grid(study):
+        counts[merge.method] = counts.get(merge.method, 0) + 1
+    return counts
+
+
+def _merges(study: Study) -> str:
+    counts = merge_counts(study)
+    paper = sum(n for m, n in counts.items() if m in PAPER_METHODS)
+    beyond = {m: n for m, n in counts.items() if m not in PAPER_METHODS}
+    listed = ", ".join(f"{m} {n}" for m, n in beyond.items()) or "none; see merging.methods"
+    return (
+        f"Merges (not in the table): {sum(counts.values()):,}, each evaluated once: {paper:,} with the "
+        f"paper's methods, {sum(beyond.values()):,} beyond the paper ({listed})."
+    )
+
+
 def _note(study: Study, gpu: str, mfu: float) -> str:
     return (
         f"Study {study.name!r}: GPU-hours of the 6N+attn FLOPs at MFU {mfu:g} on {gpu} "
         f"({GPUS[gpu] / 1e12:,.1f} TFLOP/s peak dense bf16); hours = GPU-hours / the run's GPUs. "
         f"Tokens = steps x {study.training.global_batch:,} x {study.training.sequence_length:,}; "
-        "N counts every parameter (tied embedding once); attention term 12·L·H·Q·T (PaLM, app. B)."
+        "N counts every parameter (tied embedding once); attention term 12·L·H·Q·T (PaLM, app. B). "
+        + _merges(study)
     )
 
 
