@@ -341,7 +341,7 @@ class LanguageSpec:
     code: str
     subset: str
     shuffle: bool
-    multiblimp: str
+    multiblimp: str | None  # None: MultiBLiMP has no such language
 
 
 @dataclass(frozen=True)
@@ -545,6 +545,7 @@ class MergingSpec:
     setups: tuple[str, ...]
     min_languages: int
     subsets: tuple[str, ...] | None
+    must_include: tuple[str, ...] | None
     weight: float
     dtype: str
     parameters: Mapping[str, Any]
@@ -564,6 +565,7 @@ class MergingSpec:
             methods=Table(raw["methods"], method),
             setups=_tuple(raw["setups"]),
             subsets=_tuple(_key(raw, "merging", "subsets")),
+            must_include=_tuple(_key(raw, "merging", "must_include")),
         )
 
 

@@ -21,12 +21,16 @@ from growup.study import (
     SETUPS,
     check_study,
     merge_grid,
+    fetched_runs,
+    made_clones,
     parse_run,
     raw_datasets,
     replay_dataset,
     run_datasets,
+    run_source,
     spec_json,
     start_run,
+    tokenizer_run,
     trained_runs,
 )
 from growup.train.runs import run_resources
@@ -38,15 +42,19 @@ _RAW = deep_merge(resolve_config(STUDY_CONFIG), config_overrides(workflow.config
 STUDY = check_study(_RAW, STUDY_CONFIG)  # every value a job would reject, before the DAG
 config.clear()
 config.update(STUDY.raw)
-RELEASED = bool(config.get("released"))  # published checkpoints stand in for training
 # evaluation and merging use a GPU whenever the study trains on GPUs (a profile's gpus limit counts them)
 EVAL_GPUS = int(any(config["resources"]["gpus"].values()))
 THREADS = config["resources"]["threads"]
 
 LANGUAGES = list(STUDY.data.language_codes)
 RAW_DATASETS = list(raw_datasets(STUDY))
-TRAINED_RUNS = trained_runs(STUDY)
+TRAINED_RUNS = trained_runs(STUDY)  # every run of the grid, trained here or fetched
 EVALUATED_RUNS = [r for r in TRAINED_RUNS if r != SEED]
+# where each run comes from (growup.study.run_source): each rule's wildcards admit only its own runs
+FETCHED = fetched_runs(STUDY)  # fetch_checkpoint's runs
+TRAINING = [r for r in TRAINED_RUNS if r not in FETCHED]  # train's runs (the seed only if asked for)
+MADE_CLONES = made_clones(STUDY)  # the clones it makes, each -> the run it widens
+TOKENIZER_RUN = tokenizer_run(STUDY)  # a fetched base brings the tokenizer the data is packed with
 MERGES = merge_grid(STUDY)
 FIGURE_NAMES = list(FIGURES)
 
@@ -66,5 +74,5 @@ def merge_of(wc):
     return Merge(wc.setup, wc.method, tuple(wc.subset.split("+")))
 
 
-def _alternatives(names):
-    return "|".join(re.escape(n) for n in sorted(set(names), key=len, reverse=True))
+def _alternatives(names):  # a pattern of exactly these names; none: one that matches nothing
+    return "|".join(re.escape(n) for n in sorted(set(names), key=len, reverse=True)) or "(?!)"

@@ -90,12 +90,15 @@ rule unimax:
 
 rule tokenizer:
     input:
-        raw=expand("data/raw/{name}", name=config["tokenizer"].get("train_on") or []),
+        # a fetched English base brings its own tokenizer; else the config's (trained or from the Hub)
+        raw=[] if TOKENIZER_RUN else expand("data/raw/{name}", name=config["tokenizer"].get("train_on") or []),
+        base=[f"checkpoints/{TOKENIZER_RUN}"] if TOKENIZER_RUN else [],
     output:
         directory("data/tokenizer"),
     params:
         spec=spec("data tokenizer"),
         raw=lambda wc, input: os.path.dirname(input.raw[0]) if input.raw else "data/raw",
+        base=lambda wc, input: f" --checkpoint {input.base[0]}/final" if input.base else "",
     log:
         "logs/data/tokenizer.log",
     benchmark:
@@ -105,7 +108,7 @@ rule tokenizer:
         mem_mb=8000,
         runtime=60,
     shell:
-        "growup data tokenizer --spec {params.spec:q} --raw-dir {params.raw} --out {output} > {log} 2>&1"
+        "growup data tokenizer --spec {params.spec:q} --raw-dir {params.raw}{params.base} --out {output} > {log} 2>&1"
 
 
 rule pack:

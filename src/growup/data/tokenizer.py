@@ -15,6 +15,7 @@ from growup.config import TokenizerSpec
 from growup.errors import GrowupError
 from growup.integrity import write_checksums
 from growup.io import atomic_dir
+from growup.models.checkpoint import copy_tokenizer, verify_checkpoint
 
 GATED_HELP = (
     "the tokenizer {hub_id!r} is gated on the Hugging Face Hub: accept its licence at "
@@ -80,6 +81,22 @@ def save_tokenizer(tokenizer: PreTrainedTokenizerFast, out: str | os.PathLike[st
     """Write the tokenizer and its `checksums.sha256` (what `checkpoint.verify_tokenizer` checks), atomically."""
     with atomic_dir(out) as tmp:
         tokenizer.save_pretrained(tmp)
+        write_checksums(tmp)
+    return Path(out)
+
+
+def base_tokenizer(checkpoint: str | os.PathLike[str], vocab_size: int, out: str | os.PathLike[str]) -> Path:
+    """The tokenizer of a (fetched) base checkpoint, its files copied byte for byte and sealed, so
+    the study's data is packed with exactly the tokenizer the base was trained with."""
+    verify_checkpoint(checkpoint)  # its recorded hashes, and a tokenizer at all
+    size = len(AutoTokenizer.from_pretrained(str(checkpoint)))
+    if size > vocab_size:
+        raise GrowupError(
+            f"the tokenizer of {str(checkpoint)!r} has {size} tokens, more than config key "
+            f"'tokenizer.vocab_size' = {vocab_size} (the base's embedding rows)"
+        )
+    with atomic_dir(out) as tmp:
+        copy_tokenizer(checkpoint, tmp)
         write_checksums(tmp)
     return Path(out)
 
