@@ -580,11 +580,11 @@ class ReportSpec:
 
 @dataclass(frozen=True)
 class ReleasedSpec:
-    """The authors' published checkpoints a released study fetches instead of training."""
+    """Runs fetched instead of trained (published checkpoints, a Hub base, folders): `study.run_source`."""
 
     SCHEMA: ClassVar[tuple[str, ...]] = ("released",)
     revision: str
-    models: Mapping[str, str]  # run -> Hub id
+    models: Mapping[str, str | None]  # run, setup or english -> Hub id or folder (None: made here)
 
 
 @dataclass(frozen=True)

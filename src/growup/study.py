@@ -203,6 +203,7 @@ def run_datasets(study: Study, name: str) -> list[str]:
 ENGLISH_GROUP = ENGLISH  # `released.models.english`: the English base runs (english-1x, english-2x)
 FOLDER_PREFIXES = ("/", "./", "../", "~")  # a source that starts so is a folder; else a Hub id
 PLACEHOLDERS = ("language", "setup")  # what a setup or `english` entry's template may name
+_UNNAMED = object()  # no `released.models` entry for a key
 RESERVED_NAMES = (SEED, ENGLISH, MULTILINGUAL, MERGE, INIT, CODE, "eng")  # never a language key
 
 
@@ -250,12 +251,15 @@ def source_keys(study: Study, run: str) -> tuple[str, ...]:
 
 def run_source(study: Study, run: str) -> RunSource:
     """Where run `run` comes from (the one answer every rule and verb asks): the first
-    `released.models` entry naming it, its `{language}`/`{setup}` filled in; else made here."""
+    `released.models` entry naming it, its `{language}`/`{setup}` filled in (null: made here);
+    else made here."""
     released = study.released
     models = released.models if released is not None else {}
     for key in source_keys(study, run):
-        location = models.get(key)
-        if location is not None:
+        location = models.get(key, _UNNAMED)
+        if location is None:
+            return RunSource(run, None, key)
+        if location is not _UNNAMED:
             _, lang, setup = (None, None, None) if key == run else parse_run(study, run)
             return RunSource(run, str(location).format(language=lang, setup=setup), key)
     return RunSource(run, None)
@@ -308,7 +312,7 @@ def source_problems(study: Study) -> list[str]:
                 )
             )
             continue
-        names = set(re.findall(r"{(\w*)}", str(location)))
+        names = set(re.findall(r"{(\w*)}", str(location or "")))
         allowed = set(PLACEHOLDERS) if key in groups else set()
         if names - allowed or (key in SETUPS and "language" not in names):
             need = "must contain {language}" if key in SETUPS else f"may name only {sorted(allowed)}"
