@@ -331,7 +331,8 @@ def language_key_problems(study: Study) -> list[str]:
         problem_line(
             f"data.languages.{code}",
             code,
-            "collides with the run-name token " + repr(code),
+            f"collides with {code!r}, a run-name token the grid already uses (seed, english-<setup>, "
+            "multilingual-<setup>, merge-..., init, the code dataset, English benchmarks 'eng')",
             f"a language code (ISO 639-3, e.g. dan) other than {list(RESERVED_NAMES)}",
         )
         for code in study.data.language_codes
