@@ -20,7 +20,7 @@ from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, Pr
 
 from growup.config import resolve_config
 from growup.models.checkpoint import read_card
-from helpers import REPO, copy_repo, planned_resources, randomize, run_tool
+from helpers import REPO, copy_repo, linked_hub, planned_resources, randomize, run_tool
 
 ORG, NAME = "someone-else", "tiny-llama"
 FP32_BOUND = 1e-5  # tests/test_cloning.py's bound
@@ -86,12 +86,7 @@ def base_repo(hub_root, tmp_path_factory) -> tuple[Path, dict[str, str], dict]:
     if hub_root is None:
         pytest.skip("the stand-in base sits beside a local Hub mirror")
     work = tmp_path_factory.mktemp("any-base")
-    hub = work / "hub"
-    hub.mkdir()
-    for org in Path(hub_root).iterdir():
-        (hub / org.name).symlink_to(org, target_is_directory=True)
-    swh = Path(hub_root).parent / "softwareheritage"  # python-edu contents beside the mirror
-    (work / "softwareheritage").symlink_to(swh, target_is_directory=True)
+    hub = linked_hub(Path(hub_root), work / "hub")
     write_base(hub / ORG / NAME, Path(hub_root))
     env = {"GROWUP_HUB_ROOT": str(hub)}
     repo = copy_repo(work / "repo")

@@ -20,7 +20,7 @@ import yaml
 
 from growup.config import resolve_config
 from growup.models.checkpoint import read_card
-from helpers import copy_repo, git_repo, planned, planned_resources, run_tool
+from helpers import copy_repo, git_repo, linked_hub, planned, planned_resources, run_tool
 
 NEW = "dan"  # the new language's key, FineWeb-2 subset and MultiBLiMP code below
 SUBSET, CODE = "dan_Latn", "dan"
@@ -31,10 +31,7 @@ ORG = "growup-standin"
 def mirror_with_a_new_language(mirror: Path, root: Path) -> None:
     """A Hub root like the mirror (links, no copies) plus FineWeb-2 `dan_Latn` and MultiBLiMP `dan`,
     each declared in its dataset card as the Hub's cards declare their subsets."""
-    root.mkdir(parents=True)
-    for org in mirror.iterdir():
-        if org.name not in ("HuggingFaceFW", "jumelet"):
-            (root / org.name).symlink_to(org, target_is_directory=True)
+    linked_hub(mirror, root, skip=("HuggingFaceFW", "jumelet"))
     for repo, folder, new, source in (
         ("HuggingFaceFW/fineweb-2", "data", f"data/{SUBSET}", f"data/{STAND_IN_TEXT}"),
         ("jumelet/multiblimp", "", CODE, "fao"),
@@ -52,9 +49,6 @@ def mirror_with_a_new_language(mirror: Path, root: Path) -> None:
         added = yaml.safe_load(yaml.safe_dump(old).replace(Path(source).name, Path(new).name))
         meta["configs"].append(added)
         (dst / "README.md").write_text(f"---\n{yaml.safe_dump(meta, sort_keys=False)}---{body}")
-    shared = mirror.parent / "softwareheritage"  # python-edu contents beside the mirror
-    if shared.is_dir():
-        (root.parent / "softwareheritage").symlink_to(shared, target_is_directory=True)
 
 
 def own_config(built: Path, repo: Path) -> dict:

@@ -27,7 +27,7 @@ from growup.study import (
     run_source,
     runs_to_train,
 )
-from helpers import copy_repo, planned, randomize, released_config_dict, run_tool
+from helpers import copy_repo, linked_hub, planned, randomize, released_config_dict, run_tool
 
 ORG = "growup-standin"
 NO_TRAINING = {"train", "init_seed", "tokenizer", "pack", "fetch_english", "fetch_code", "fetch_language"}
@@ -52,9 +52,7 @@ def write_standin(folder: Path, model, factor: int, tokenizer: Path) -> None:
 
 def standin_hub(root: Path, mirror: Path, study, tokenizer: Path) -> dict[str, str]:
     """A Hub root holding the mirror's datasets and a stand-in for every released model."""
-    root.mkdir()
-    for org in mirror.iterdir():
-        (root / org.name).symlink_to(org, target_is_directory=True)
+    linked_hub(mirror, root)
     configs, k = study_configs(study), study.model.clone_factor
     models = {}
     for seed, run in enumerate(released_runs(study)):
