@@ -29,7 +29,7 @@ wildcard_constraints:
     lang=_alternatives(LANGUAGES),
     dataset=_alternatives(RAW_DATASETS),
     run=_alternatives(TRAINED_RUNS),
-    parent=_alternatives(CLONES.values()),  # the runs the study widens
+    parent=_alternatives(MADE_CLONES.values()),  # the runs the study widens (not a fetched clone's)
     setup=_alternatives(SETUPS),
     method=_alternatives({m.method for m in MERGES}),
     subset=_alternatives({m.subset_name for m in MERGES}),
@@ -38,16 +38,8 @@ wildcard_constraints:
 
 include: "workflow/rules/models.smk"
 include: "workflow/rules/data.smk"
-
-
-if RELEASED:
-
-    include: "workflow/rules/released.smk"
-
-else:
-
-    include: "workflow/rules/train.smk"
-
+include: "workflow/rules/released.smk"
+include: "workflow/rules/train.smk"
 
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/merge.smk"

@@ -136,6 +136,18 @@ def tiny_raw(**training) -> dict:
     return raw
 
 
+def linked_hub(mirror: Path, root: Path, skip: tuple[str, ...] = ()) -> Path:
+    """A Hub root whose organisations link to the mirror's (all but `skip`), with the mirror's
+    Software Heritage contents beside it, where growup looks for them for a local mirror."""
+    root.mkdir(parents=True)
+    for org in mirror.iterdir():
+        if org.name not in skip:
+            (root / org.name).symlink_to(org, target_is_directory=True)
+    contents = mirror.parent / "softwareheritage"
+    (root.parent / "softwareheritage").symlink_to(contents, target_is_directory=True)
+    return root
+
+
 def copy_repo(dest: Path) -> Path:
     """The repository's tracked and untracked-but-not-ignored files, copied to dest (no outputs)."""
     import shutil

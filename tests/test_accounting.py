@@ -12,11 +12,11 @@ import pytest
 
 from growup.accounting import Lineage, planned_lineage, run_cost, start_lineage, token_cost
 from growup.evaluate.tidy import rows_from_result
+from growup.fetch import run as released
 from growup.integrity import write_checksums
-from growup.models import released
 from growup.models.build import study_configs
 from growup.models.checkpoint import read_card
-from growup.models.report import count_rows
+from growup.report.sizes import count_rows
 from growup.study import load_config, parse_run, start_run, trained_runs
 from growup.train.budget import study_budget
 from growup.train.runs import run_resources

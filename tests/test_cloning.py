@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import AutoModelForCausalLM
+from transformers import AutoModelForCausalLM, LlamaForCausalLM
 
 from growup.errors import GrowupError
 from growup.models.cloning import check_factor, clone_linear, cloned_config, hyperclone
-from growup.models.hyperllama import HyperLlamaForCausalLM
+from growup.models.hyperllama import HyperLlamaForCausalLM, normalization_factor
 from helpers import random_model, tiny_config
 
 FP32_BOUND = 1e-5
@@ -68,11 +68,31 @@ def test_clone_of_clone(real_tokens):
     assert max_delta(source, twice, real_tokens) <= FP32_BOUND
 
 
-def test_clone_untied_head(real_tokens):
+@pytest.mark.parametrize("factor", [2, 3])
+def test_clone_untied_head(real_tokens, factor, tmp_path):
+    """An untied head W_out clones to [W_out, ..., W_out] / k: the logits are kept with the head
+    factor kept, so the clone of a plain Llama (a Hub base) is a plain Llama, saved as one."""
+    source = random_model(seed=5, tied=False)
+    clone = hyperclone(source, factor)
+    assert not clone.config.tie_word_embeddings and type(clone) is LlamaForCausalLM
+    assert normalization_factor(clone.config) == 1
+    head = source.lm_head.weight.detach()
+    assert torch.equal(clone.lm_head.weight.detach(), head.repeat(1, factor) / factor)
+    assert max_delta(source, clone, real_tokens) <= FP32_BOUND
+    assert max_delta(source, hyperclone(clone, 2), real_tokens) <= FP32_BOUND  # a clone of the clone
+    clone.save_pretrained(tmp_path)
+    assert '"model_type": "llama"' in (tmp_path / "config.json").read_text()
+    reloaded = AutoModelForCausalLM.from_pretrained(tmp_path, dtype=torch.float32)
+    assert max_delta(source, reloaded, real_tokens) <= FP32_BOUND
+
+
+def test_untied_head_without_the_division_would_break_the_function(real_tokens):
+    """The check is sharp: an untied head repeated without the 1/k doubles every logit."""
     source = random_model(seed=5, tied=False)
     clone = hyperclone(source, 2)
-    assert not clone.config.tie_word_embeddings
-    assert max_delta(source, clone, real_tokens) <= FP32_BOUND
+    with torch.no_grad():
+        clone.lm_head.weight.mul_(2)
+    assert max_delta(source, clone, real_tokens) > 1e-2
 
 
 def test_clone_with_biases(real_tokens):

@@ -50,7 +50,7 @@ def _with(raw: dict, path: str, value) -> dict:
         ("model.clone_factor", 1, "minimum"),
         ("model.clone_factor", 2.5, "integer"),
         ("tokenizer.vocab_size", "big", "integer"),
-        ("study", "huge", "enum"),
+        ("study", "Huge Study", "pattern"),
     ],
 )
 def test_invalid_value_names_key_value_and_rule(paper_raw, path, value, needle):

@@ -30,13 +30,13 @@ from growup import artifacts, checks, cli
 from growup.config import Study
 from growup.errors import ConfigError, GrowupError, PathEscapeError
 from growup.evaluate.sweep import evaluate_checkpoint
+from growup.fetch import run as released
 from growup.integrity import CHECKSUMS, write_checksums
 from growup.merge import grid
-from growup.models import released
 from growup.models.build import init_model, study_configs
 from growup.models.checkpoint import load_checkpoint, read_card, save_checkpoint
 from growup.models.cloning import hyperclone
-from growup.study import load_config
+from growup.study import load_config, released_runs
 from helpers import released_config_dict
 
 GROWUP = str(Path(sys.executable).parent / "growup")
@@ -627,7 +627,7 @@ def test_model_fetch_copies_no_code_from_the_repository(tmp_path, monkeypatch):
     plant_code(repo, marker)
     monkeypatch.setenv("GROWUP_HUB_ROOT", str(tmp_path / "hub"))
     raw = {**study.raw, "study": "released"}
-    raw["released"] = {"models": {r: f"someone/{r}" for r in released.released_runs(study)}}
+    raw["released"] = {"models": {r: f"someone/{r}" for r in released_runs(study)}}
     from growup.config import Study
 
     final = released.fetch(Study.from_mapping(raw), "isl-2x", tmp_path / "out")

@@ -7,7 +7,7 @@ Layers, lowest first (a module imports only its own layer or lower ones):
   grid        growup.study: runs, names, setups, starts, figures, datasets, job specs
   model math  the model's shape, cloning and per-token cost (growup.models' core modules)
   accounting  growup.accounting: tokens, FLOPs and lineage of every run
-  stages      data, models (verbs: released, report, commands), train, evaluate, merge, report,
+  stages      data, models (verbs: commands), fetch, train, evaluate, merge, report,
               artifacts; their packages import one another without a cycle
   cli         parsing only; it reaches a verb's handler through importlib when the verb runs
   warm        the `growup` command (growup.warm.client: a warm worker, else the cli in-process)
@@ -164,7 +164,7 @@ def test_layers_point_one_way(graph):
     assert not upward, upward
 
 
-STAGES = {"data", "models", "train", "evaluate", "merge", "report", "artifacts"}
+STAGES = {"data", "models", "fetch", "train", "evaluate", "merge", "report", "artifacts"}
 
 
 def test_stage_packages_import_one_another_without_a_cycle(graph):

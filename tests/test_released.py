@@ -14,12 +14,20 @@ from safetensors.torch import save_file
 
 from growup.config import Study
 from growup.errors import GrowupError
-from growup.models import released
+from growup.fetch import run as released
 from growup.models.build import init_model, study_configs
 from growup.models.checkpoint import copy_tokenizer, read_card
 from growup.models.cloning import hyperclone
-from growup.study import load_config, run_model
-from helpers import copy_repo, planned, randomize, released_config_dict, run_tool
+from growup.study import (
+    ENGLISH_CLONE,
+    fetched_runs,
+    load_config,
+    released_runs,
+    run_model,
+    run_source,
+    runs_to_train,
+)
+from helpers import copy_repo, linked_hub, planned, randomize, released_config_dict, run_tool
 
 ORG = "growup-standin"
 NO_TRAINING = {"train", "init_seed", "tokenizer", "pack", "fetch_english", "fetch_code", "fetch_language"}
@@ -44,16 +52,14 @@ def write_standin(folder: Path, model, factor: int, tokenizer: Path) -> None:
 
 def standin_hub(root: Path, mirror: Path, study, tokenizer: Path) -> dict[str, str]:
     """A Hub root holding the mirror's datasets and a stand-in for every released model."""
-    root.mkdir()
-    for org in mirror.iterdir():
-        (root / org.name).symlink_to(org, target_is_directory=True)
+    linked_hub(mirror, root)
     configs, k = study_configs(study), study.model.clone_factor
     models = {}
-    for seed, run in enumerate(released.released_runs(study)):
+    for seed, run in enumerate(released_runs(study)):
         # every gain and weight its own (as trained models have): identical norm gains would give
         # zero task vectors, which some merge methods cannot interpolate (growup refuses the NaNs)
         base = randomize(init_model(configs["1x"], seed), seed)
-        clone = run == released.CLONE or run_model(study, run) != "1x"
+        clone = run == ENGLISH_CLONE or run_model(study, run) != "1x"
         write_standin(root / ORG / run, hyperclone(base, k) if clone else base, k if clone else 1, tokenizer)
         models[run] = f"{ORG}/{run}"
     return models
@@ -92,15 +98,18 @@ def test_released_study_fetches_instead_of_training_and_yields_the_claims(releas
     assert (repo / "results" / "figures" / "merge_heatmaps.png").stat().st_size > 1000
 
 
-def test_released_config_names_every_run_it_needs(tmp_path):
+def test_released_config_fetches_every_run_and_a_run_it_leaves_out_is_trained():
     study = load_config(Path(__file__).resolve().parents[1] / "config" / "released.yaml")
-    models = released.released_models(study)
-    assert set(models) == set(released.released_runs(study)) and len(models) == 21
-    assert models["isl-2x"] == "liu-nlp/HyperLlama-572M-icelandic-2x"
-    raw = dict(study.raw)
-    raw["released"] = {"models": {k: v for k, v in models.items() if k != "fao-2x"}}
-    with pytest.raises(GrowupError, match=r"missing: \['fao-2x'\]"):
-        released.released_models(Study.from_mapping(raw))
+    assert fetched_runs(study) == released_runs(study) and len(fetched_runs(study)) == 21
+    assert run_source(study, "isl-2x").location == "liu-nlp/HyperLlama-572M-icelandic-2x"
+    assert runs_to_train(study) == []
+    models = dict(study.raw["released"]["models"])
+    without = {**study.raw, "released": {"models": {k: v for k, v in models.items() if k != "fao-2x"}}}
+    assert runs_to_train(Study.from_mapping(without)) == ["fao-2x"]  # from the fetched english-2x
+    del models["fao-2x"], models["english-1x"]
+    without = {**study.raw, "released": {"models": models}}
+    # english-1x trains from the seed; the fetched clone stays fetched; fao-2x from fetched english-2x
+    assert runs_to_train(Study.from_mapping(without)) == ["seed", "english-1x", "fao-2x"]
 
 
 def test_planned_lineage_chains_parent_tokens_through_the_clone():
@@ -123,7 +132,9 @@ def test_fetch_rejects_a_checkpoint_of_the_wrong_shape(hub_root, mini_data, tmp_
     write_standin(tmp_path / "hub" / ORG / "isl-2x", init_model(configs["1x"], 0), 1, mini_data / "tokenizer")
     monkeypatch.setenv("GROWUP_HUB_ROOT", str(tmp_path / "hub"))
     raw = {**study.raw, "study": "released"}
-    raw["released"] = {"models": {r: f"{ORG}/{r}" for r in released.released_runs(study)}}
-    with pytest.raises(GrowupError, match="hidden_size"):
+    raw["released"] = {"models": {r: f"{ORG}/{r}" for r in released_runs(study)}}
+    with pytest.raises(GrowupError) as err:
         released.fetch(Study.from_mapping(raw), "isl-2x", tmp_path / "out")
+    (line,) = str(err.value).splitlines()  # one line naming both shapes
+    assert re.search(r"has shape vocab 2048, hidden 96, .* make it vocab 2048, hidden 192, ", line), line
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

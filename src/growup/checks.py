@@ -76,8 +76,12 @@ def schema_problems(raw: Mapping[str, Any]) -> list[str]:
             known = sorted(error.schema.get("properties", {}))
             unknown = sorted(set(error.instance) - set(known))
             lines.append(f"config key {_key(where)!r}: unknown key(s) {unknown}; allowed: {known}")
-        elif error.validator == "propertyNames":
-            lines.append(f"config key {_key(where)!r}: key {error.instance!r} not allowed ({error.message})")
+        elif "propertyNames" in error.schema_path:  # a key of a mapping (e.g. a language key)
+            why = error.schema.get("description", "not allowed") if isinstance(error.schema, dict) else ""
+            key = _key([*where, error.instance])
+            lines.append(
+                f"config key {key!r} = {_short(error.instance)}: {' '.join(why.split())}; {_rule(error)}"
+            )
         else:
             lines.append(f"config key {_key(where)!r} = {_short(error.instance)}: {_rule(error)}")
     return lines
@@ -169,7 +173,7 @@ def _language_problems(raw: Mapping[str, Any]) -> Iterator[str]:
     if codes:
         where = "lm-eval's tasks/multiblimp"
         for code, entry in languages.items():
-            if entry["multiblimp"] not in codes:
+            if entry["multiblimp"] is not None and entry["multiblimp"] not in codes:
                 yield problem_line(
                     f"data.languages.{code}.multiblimp",
                     entry["multiblimp"],

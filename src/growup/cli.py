@@ -105,13 +105,23 @@ def _add_model(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=("table", "json", "markdown"), default="table", help="output format")
     p.add_argument("--json", action="store_true", help="shorthand for --format json")
     p.add_argument("--out", help="write to this file (atomically) instead of stdout")
-    p.set_defaults(handler="growup.models.commands:count")
+    p.set_defaults(handler="growup.report.sizes:command")
 
-    p = model.add_parser("fetch", help="a released study's run: the authors' published checkpoint")
+    p = model.add_parser(
+        "fetch", help="a fetched run: its checkpoint from a Hub id or folder (released.models)"
+    )
     _config_args(p)
     p.add_argument("--run", required=True, help="run name, e.g. isl-2x or english-1x-cloned")
     p.add_argument("--out", required=True, help="run folder: step-N/ and final/ are written in it")
-    p.set_defaults(handler="growup.models.commands:fetch")
+    p.set_defaults(handler="growup.fetch.commands:fetch")
+
+    p = model.add_parser(
+        "shape", help="a checkpoint's shape as study config keys (model, tokenizer.vocab_size)"
+    )
+    p.add_argument("source", help="a Hub id (through GROWUP_HUB_ROOT when set) or a checkpoint folder")
+    p.add_argument("--revision", default="main", help="Hub revision")
+    p.add_argument("--clone-factor", type=int, default=2, help="model.clone_factor to print")
+    p.set_defaults(handler="growup.fetch.commands:shape")
 
 
 def _add_data(sub: argparse._SubParsersAction) -> None:
@@ -131,9 +141,12 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     p = verb("unimax", "UniMax character budgets and epoch stages per language -> JSON")
     p.add_argument("--raw-dir", default="data/raw")
     p.add_argument("--out", default="data/unimax.json")
-    p = verb("tokenizer", "the Hub tokenizer (paper) or a BPE trained on the mini corpus -> data/tokenizer")
+    p = verb(
+        "tokenizer", "the base's, the Hub's (paper) or a BPE trained on the mini corpus -> data/tokenizer"
+    )
     p.add_argument("--raw-dir", default="data/raw")
     p.add_argument("--out", default="data/tokenizer")
+    p.add_argument("--checkpoint", help="copy this (fetched base) checkpoint's tokenizer instead")
     p = verb("pack", "tokenize and pack one raw dataset -> data/packed/<name>")
     p.add_argument("--raw", required=True, help="raw dataset folder (data/raw/<name>)")
     p.add_argument("--tokenizer", default="data/tokenizer")

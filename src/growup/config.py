@@ -344,7 +344,7 @@ class LanguageSpec:
     code: str
     subset: str
     shuffle: bool
-    multiblimp: str
+    multiblimp: str | None  # None: MultiBLiMP has no such language
 
 
 @dataclass(frozen=True)
@@ -549,6 +549,7 @@ class MergingSpec:
     setups: tuple[str, ...]
     min_languages: int
     subsets: tuple[str, ...] | None
+    must_include: tuple[str, ...] | None
     weight: float
     dtype: str
     parameters: Mapping[str, Any]
@@ -568,6 +569,7 @@ class MergingSpec:
             methods=Table(raw["methods"], method),
             setups=_tuple(raw["setups"]),
             subsets=_tuple(_key(raw, "merging", "subsets")),
+            must_include=_tuple(_key(raw, "merging", "must_include")),
         )
 
 
@@ -582,11 +584,11 @@ class ReportSpec:
 
 @dataclass(frozen=True)
 class ReleasedSpec:
-    """The authors' published checkpoints a released study fetches instead of training."""
+    """Runs fetched instead of trained (published checkpoints, a Hub base, folders): `study.run_source`."""
 
     SCHEMA: ClassVar[tuple[str, ...]] = ("released",)
     revision: str
-    models: Mapping[str, str]  # run -> Hub id
+    models: Mapping[str, str | None]  # run, setup or english -> Hub id or folder (None: made here)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -202,30 +203,154 @@ def run_datasets(study: Study, name: str) -> list[str]:
     return [*langs, *(replay_dataset(code) for code in langs)]
 
 
+# --- run sources: each run is trained here or fetched (a Hub id or a local folder) ----------
+ENGLISH_GROUP = ENGLISH  # `released.models.english`: the English base runs (english-1x, english-2x)
+FOLDER_PREFIXES = ("/", "./", "../", "~")  # a source that starts so is a folder; else a Hub id
+PLACEHOLDERS = ("language", "setup")  # what a setup or `english` entry's template may name
+_UNNAMED = object()  # no `released.models` entry for a key
+RESERVED_NAMES = (SEED, ENGLISH, MULTILINGUAL, MERGE, INIT, CODE, "eng")  # never a language key
+
+
+@dataclass(frozen=True)
+class RunSource:
+    """Where one run of the grid comes from: trained (or cloned) here, or fetched from `location`."""
+
+    run: str
+    location: str | None = None  # a Hub id (org/name) or a folder; None = made by this study
+    key: str | None = None  # the `released.models` entry that names it
+
+    @property
+    def fetched(self) -> bool:
+        return self.location is not None
+
+    @property
+    def is_folder(self) -> bool:
+        return self.location is not None and is_folder_source(self.location)
+
+
+def is_folder_source(location: str) -> bool:
+    """A `released.models` value that names a local folder (else it is a Hub id)."""
+    return location.startswith(FOLDER_PREFIXES)
+
+
+def fetchable_runs(study: Study) -> list[str]:
+    """Every run a study may fetch instead of making: each run of the grid, and the English clone."""
+    return [*trained_runs(study), ENGLISH_CLONE]
+
+
 def released_runs(study: Study) -> list[str]:
-    """The runs a released study fetches: every trained run but `seed`, and the English clone."""
-    return [r for r in trained_runs(study) if r != SEED] + [ENGLISH_CLONE]
+    """The runs a fully released study fetches: every run but `seed`, and the English clone."""
+    return [r for r in fetchable_runs(study) if r != SEED]
+
+
+def source_keys(study: Study, run: str) -> tuple[str, ...]:
+    """The `released.models` keys that could name `run`, most specific first: the run itself,
+    then its setup (every language and multilingual run of it) or `english` (the English base)."""
+    if run in CLONES or run == SEED:
+        return (run,)
+    kind, _, setup = parse_run(study, run)
+    group = ENGLISH_GROUP if kind == ENGLISH else setup
+    return (run, group)
+
+
+def run_source(study: Study, run: str) -> RunSource:
+    """Where run `run` comes from (the one answer every rule and verb asks): the first
+    `released.models` entry naming it, its `{language}`/`{setup}` filled in (null: made here);
+    else made here."""
+    released = study.released
+    models = released.models if released is not None else {}
+    for key in source_keys(study, run):
+        location = models.get(key, _UNNAMED)
+        if location is None:
+            return RunSource(run, None, key)
+        if location is not _UNNAMED:
+            _, lang, setup = (None, None, None) if key == run else parse_run(study, run)
+            return RunSource(run, str(location).format(language=lang, setup=setup), key)
+    return RunSource(run, None)
+
+
+def fetched_runs(study: Study) -> list[str]:
+    """The runs this study fetches, in grid order."""
+    return [r for r in fetchable_runs(study) if run_source(study, r).fetched]
+
+
+def made_clones(study: Study) -> dict[str, str]:
+    """Clone -> the run it widens, for the clones this study makes (not fetches)."""
+    return {clone: parent for clone, parent in CLONES.items() if not run_source(study, clone).fetched}
+
+
+def runs_to_train(study: Study) -> list[str]:
+    """The runs this study trains, in grid order: those not fetched that an evaluated run needs
+    (the seed only while an English run trains from it)."""
+    wanted = [r for r in trained_runs(study) if r != SEED] + [ENGLISH_CLONE]
+    needed: set[str] = set()
+    while wanted:
+        run = wanted.pop()
+        if run in needed or run == INIT:
+            continue
+        needed.add(run)
+        if run_source(study, run).fetched:
+            continue
+        wanted.append(clone_of(run) or start_run(study, run))
+    return [r for r in trained_runs(study) if r in needed and not run_source(study, r).fetched]
+
+
+def tokenizer_run(study: Study) -> str | None:
+    """The fetched run whose tokenizer the study's data is packed with (the base's tokenizer):
+    the first fetched of english-1x, english-2x, english-1x-cloned and seed; None = config's own."""
+    bases = (run_name(ENGLISH, BASE_SETUP), run_name(ENGLISH, WIDE_SETUP), ENGLISH_CLONE, SEED)
+    return next((r for r in bases if run_source(study, r).fetched), None)
+
+
+def source_problems(study: Study) -> list[str]:
+    """`released.models` keys that name no run, setup or `english`, and templates that do not fit."""
+    if study.released is None:
+        return []
+    runs, groups = fetchable_runs(study), [*SETUPS, ENGLISH_GROUP]
+    problems = []
+    for key, location in study.released.models.items():
+        if key not in runs and key not in groups:
+            problems.append(
+                problem_line(
+                    f"released.models.{key}", key, "names no run, setup or 'english'", few([*groups, *runs])
+                )
+            )
+            continue
+        names = set(re.findall(r"{(\w*)}", str(location or "")))
+        allowed = set(PLACEHOLDERS) if key in groups else set()
+        if names - allowed or (key in SETUPS and "language" not in names):
+            need = "must contain {language}" if key in SETUPS else f"may name only {sorted(allowed)}"
+            problems.append(
+                problem_line(
+                    f"released.models.{key}", location, f"a template that {need}", "Hub id or folder"
+                )
+            )
+    return problems
+
+
+def language_key_problems(study: Study) -> list[str]:
+    """Language keys that would make run or merge names ambiguous: a run name is
+    `<language>-<setup>`, a subset `a+b`, and these names are taken by other runs or datasets."""
+    return [
+        problem_line(
+            f"data.languages.{code}",
+            code,
+            f"collides with {code!r}, a run-name token the grid already uses (seed, english-<setup>, "
+            "multilingual-<setup>, merge-..., init, the code dataset, English benchmarks 'eng')",
+            f"a language code (ISO 639-3, e.g. dan) other than {list(RESERVED_NAMES)}",
+        )
+        for code in study.data.language_codes
+        if code in RESERVED_NAMES
+    ]
 
 
 def grid_problems(study: Study) -> list[str]:
     """Config values that must name runs of this study's grid (`merging.base`, methods'
-    `base_runs`, `released.models`, `merging.subsets`), one short line each."""
+    `base_runs`, `released.models`, `merging.subsets`) or must not collide with its names
+    (language keys), one short line each."""
     merging = study.merging
-    runs = [*trained_runs(study), ENGLISH_CLONE]
-    problems = []
-    if study.released:
-        runs = released_runs(study)
-        models = study.released.models
-        missing, unknown = [r for r in runs if r not in models], sorted(set(models) - set(runs))
-        if missing or unknown:
-            problems.append(
-                problem_line(
-                    "released.models",
-                    f"missing {missing}, unknown {unknown}",
-                    "must name a Hub id for each run",
-                    few(runs),
-                )
-            )
+    runs = fetchable_runs(study)
+    problems = [*language_key_problems(study), *source_problems(study)]
     bases = [(f"merging.base.{setup}", run) for setup, run in merging.base.items()]
     bases += [
         (f"merging.methods.{name}.base_runs.{setup}", run)
@@ -236,6 +361,11 @@ def grid_problems(study: Study) -> list[str]:
         problem_line(key, run, "not a run of this study", few(runs)) for key, run in bases if run not in runs
     ]
     langs = list(study.data.language_codes)
+    problems += [
+        problem_line(f"merging.must_include[{i}]", lang, "not a study language", f"languages {langs}")
+        for i, lang in enumerate(merging.must_include or [])
+        if lang not in langs
+    ]
     for i, subset in enumerate(merging.subsets or []):
         parts = subset.split(SUBSET_SEPARATOR)
         if any(p not in langs for p in parts) or len(set(parts)) != len(parts):
@@ -321,7 +451,8 @@ def merging(study: Study) -> MergingSpec:
 
 
 def language_subsets(study: Study) -> list[tuple[str, ...]]:
-    """Subsets in the config's language order: explicit ones, or all of size >= min_languages."""
+    """Subsets in the config's language order: explicit ones, or all of size >= min_languages
+    that contain every language of `merging.must_include`."""
     langs = study.data.language_codes
     explicit = merging(study).subsets
     if explicit:
@@ -335,7 +466,9 @@ def language_subsets(study: Study) -> list[tuple[str, ...]]:
                 )
         return [tuple(sorted(s, key=langs.index)) for s in subsets]
     low = merging(study).min_languages
-    return [c for k in range(low, len(langs) + 1) for c in itertools.combinations(langs, k)]
+    every = [c for k in range(low, len(langs) + 1) for c in itertools.combinations(langs, k)]
+    required = set(merging(study).must_include or ())
+    return [c for c in every if required <= set(c)]
 
 
 def merge_grid(study: Study) -> list[Merge]:
@@ -413,7 +546,8 @@ JOBS: Mapping[str, Callable[..., list[str]]] = {
     "model fetch": lambda study, run: [
         "study",
         HUB,
-        "released",
+        "released.revision",
+        *(f"released.models.{key}" for key in source_keys(study, run)),
         "model",
         "tokenizer",
         "training",

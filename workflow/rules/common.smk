@@ -23,12 +23,16 @@ from growup.study import (
     SETUPS,
     check_study,
     merge_grid,
+    fetched_runs,
+    made_clones,
     parse_run,
     raw_datasets,
     replay_dataset,
     run_datasets,
+    run_source,
     spec_json,
     start_run,
+    tokenizer_run,
     trained_runs,
 )
 
@@ -55,13 +59,17 @@ _RAW = deep_merge(resolve_config(STUDY_CONFIG), config_overrides(workflow.config
 STUDY = check_study(_RAW, STUDY_CONFIG)  # every value a job would reject, before the DAG
 config.clear()
 config.update(STUDY.raw)
-RELEASED = bool(config.get("released"))  # published checkpoints stand in for training
 THREADS = config["resources"]["threads"]
 
 LANGUAGES = list(STUDY.data.language_codes)
 RAW_DATASETS = list(raw_datasets(STUDY))
-TRAINED_RUNS = trained_runs(STUDY)
+TRAINED_RUNS = trained_runs(STUDY)  # every run of the grid, trained here or fetched
 EVALUATED_RUNS = [r for r in TRAINED_RUNS if r != SEED]
+# where each run comes from (growup.study.run_source): each rule's wildcards admit only its own runs
+FETCHED = fetched_runs(STUDY)  # fetch_checkpoint's runs
+TRAINING = [r for r in TRAINED_RUNS if r not in FETCHED]  # train's runs (the seed only if asked for)
+MADE_CLONES = made_clones(STUDY)  # the clones it makes, each -> the run it widens
+TOKENIZER_RUN = tokenizer_run(STUDY)  # a fetched base brings the tokenizer the data is packed with
 MERGES = merge_grid(STUDY)
 FIGURE_NAMES = list(FIGURES)
 
@@ -81,8 +89,8 @@ def merge_of(wc):
     return Merge(wc.setup, wc.method, tuple(wc.subset.split("+")))
 
 
-def _alternatives(names):
-    return "|".join(re.escape(n) for n in sorted(set(names), key=len, reverse=True))
+def _alternatives(names):  # a pattern of exactly these names; none: one that matches nothing
+    return "|".join(re.escape(n) for n in sorted(set(names), key=len, reverse=True)) or "(?!)"
 
 
 def job_resources(figures, bundled=False):
@@ -105,8 +113,10 @@ onstart:
     # not see a service meant for local jobs (the warm fork server's socket). On a cluster, every
     # job and bundle about to be submitted is then checked before the first one is
     # (growup.admission: the declared site, then SLURM's `sbatch --test-only`); a job no node could
-    # run stops the workflow here, with one line naming it, the resource and the fix.
+    # run stops the workflow here, with one line naming it, the resource and the fix. Local runs
+    # start the warm server (warm.smk). Snakemake keeps one onstart handler: this is it.
     if not workflow.local_exec:
         drop_local_services()
     if workflow.executor_plugin.name == "slurm":
         admit_submissions(workflow.dag)
+    start_warm()

@@ -88,24 +88,50 @@ rule unimax:
         "growup data unimax --spec {params.spec:q} --raw-dir {params.raw} --out {output} > {log} 2>&1"
 
 
-rule tokenizer:
-    input:
-        raw=expand("data/raw/{name}", name=config["tokenizer"].get("train_on") or []),
-    output:
-        directory("data/tokenizer"),
-    params:
-        spec=spec("data tokenizer"),
-        raw=lambda wc, input: os.path.dirname(input.raw[0]) if input.raw else "data/raw",
-    log:
-        "logs/data/tokenizer.log",
-    benchmark:
-        "logs/benchmarks/data/tokenizer.tsv"
-    threads: THREADS
-    resources:
-        mem_mb=8000,
-        runtime=60,
-    shell:
-        "growup data tokenizer --spec {params.spec:q} --raw-dir {params.raw} --out {output} > {log} 2>&1"
+# The study's tokenizer: a fetched English base brings its own (growup.study.tokenizer_run), else
+# the config's (trained on the mini corpus or from the Hub). Two definitions, one per case, so the
+# rule's shell command, which Snakemake's provenance compares, is unchanged for a study that
+# fetches no base: an existing build does not rerun for the run sources.
+if TOKENIZER_RUN:
+
+    rule tokenizer:
+        input:
+            base=f"checkpoints/{TOKENIZER_RUN}",
+        output:
+            directory("data/tokenizer"),
+        params:
+            spec=spec("data tokenizer"),
+        log:
+            "logs/data/tokenizer.log",
+        benchmark:
+            "logs/benchmarks/data/tokenizer.tsv"
+        threads: THREADS
+        resources:
+            mem_mb=8000,
+            runtime=60,
+        shell:
+            "growup data tokenizer --spec {params.spec:q} --checkpoint {input.base}/final --out {output} > {log} 2>&1"
+
+else:
+
+    rule tokenizer:
+        input:
+            raw=expand("data/raw/{name}", name=config["tokenizer"].get("train_on") or []),
+        output:
+            directory("data/tokenizer"),
+        params:
+            spec=spec("data tokenizer"),
+            raw=lambda wc, input: os.path.dirname(input.raw[0]) if input.raw else "data/raw",
+        log:
+            "logs/data/tokenizer.log",
+        benchmark:
+            "logs/benchmarks/data/tokenizer.tsv"
+        threads: THREADS
+        resources:
+            mem_mb=8000,
+            runtime=60,
+        shell:
+            "growup data tokenizer --spec {params.spec:q} --raw-dir {params.raw} --out {output} > {log} 2>&1"
 
 
 rule pack:

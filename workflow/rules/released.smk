@@ -1,22 +1,21 @@
-# Released study (config key `released`): every run is the authors' published checkpoint, fetched
-# instead of trained; evaluation, merging and the report then run unchanged.
-
-from growup.models.released import released_models
-
-RELEASED_MODELS = released_models(STUDY)  # every needed run has a Hub id, checked before any job
-
-
-ruleorder: fetch_checkpoint > clone
+# Fetched runs (config key `released.models`; growup.study.run_source): a run whose source is a
+# Hub id or a local folder is fetched instead of trained; evaluation, merging and the report then
+# run unchanged. The released study fetches every run; a study may fetch only its English base.
 
 
 rule fetch_checkpoint:
+    input:
+        # a local folder source is an input, so the run is fetched again when the folder changes
+        source=lambda wc: [os.path.expanduser(run_source(STUDY, wc.model).location)]
+        if run_source(STUDY, wc.model).is_folder
+        else [],
     output:
         directory("checkpoints/{model}"),
     wildcard_constraints:
-        model=_alternatives(RELEASED_MODELS),
+        model=_alternatives(FETCHED),
     params:
         spec=spec("model fetch", run="{model}"),
-        hub_id=lambda wc: RELEASED_MODELS[wc.model],
+        source=lambda wc: run_source(STUDY, wc.model).location,
     log:
         "logs/models/fetch_{model}.log",
     benchmark:

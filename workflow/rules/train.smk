@@ -11,6 +11,8 @@ GPUS_PER_NODE = gpus_per_node()  # GROWUP_GPUS_PER_NODE, default 8
 
 
 rule train:
+    wildcard_constraints:
+        run=_alternatives(TRAINING),  # a fetched run is rule fetch_checkpoint's
     input:
         start=lambda wc: f"checkpoints/{start_run(STUDY, wc.run)}",
         data=lambda wc: [f"data/packed/{d}" for d in run_datasets(STUDY, wc.run)],

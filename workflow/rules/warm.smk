@@ -28,7 +28,8 @@ def warm_wanted():
     )
 
 
-onstart:
+def start_warm():
+    """The warm server, when wanted (called by the one onstart handler, in common.smk)."""
     if warm_wanted():
         WARM["server"] = warm.start("logs/warm.log")
         if WARM["server"] is not None:

@@ -36,7 +36,7 @@ def unimax(args: argparse.Namespace) -> None:
 def tokenizer(args: argparse.Namespace) -> None:
     """`growup data tokenizer`: the Hub tokenizer or a BPE trained on the mini corpus."""
     study = load_job(args.spec, args.configfile, "data tokenizer")
-    log.info("wrote %s", prepare.make_tokenizer(study, args.raw_dir, args.out))
+    log.info("wrote %s", prepare.make_tokenizer(study, args.raw_dir, args.out, args.checkpoint))
 
 
 def pack(args: argparse.Namespace) -> None:

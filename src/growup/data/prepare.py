@@ -11,7 +11,14 @@ from growup.config import Study
 from growup.data import replay, sources
 from growup.data.packing import pack
 from growup.data.rawstore import RawDataset, write_raw
-from growup.data.tokenizer import load_hub_tokenizer, load_tokenizer, save_tokenizer, tokenizer_digest, train_bpe
+from growup.data.tokenizer import (
+    base_tokenizer,
+    load_hub_tokenizer,
+    load_tokenizer,
+    save_tokenizer,
+    tokenizer_digest,
+    train_bpe,
+)
 from growup.data.unimax import epoch_stages, unimax
 from growup.errors import GrowupError
 from growup.io import atomic_write_json
@@ -110,9 +117,17 @@ def fixed_epochs(entry: dict[str, Any], lang: str) -> tuple[int, float]:
     return full, fraction
 
 
-def make_tokenizer(study: Study, raw_dir: str | os.PathLike[str], out: str | os.PathLike[str]) -> Path:
-    """Save the Hub tokenizer (paper) or train the mini BPE tokenizer on `tokenizer.train_on`."""
+def make_tokenizer(
+    study: Study,
+    raw_dir: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    checkpoint: str | os.PathLike[str] | None = None,
+) -> Path:
+    """The study's tokenizer: the fetched base checkpoint's own (`checkpoint`, copied byte for
+    byte), else the Hub tokenizer (paper), else the mini BPE tokenizer trained on `tokenizer.train_on`."""
     spec = study.tokenizer
+    if checkpoint is not None:
+        return base_tokenizer(checkpoint, spec.vocab_size, out)
     if spec.hub_id:
         return save_tokenizer(load_hub_tokenizer(spec, study.hub_root), out)
     if not spec.train_on:

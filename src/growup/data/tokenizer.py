@@ -112,6 +112,26 @@ def save_tokenizer(tokenizer: PreTrainedTokenizerFast, out: str | os.PathLike[st
     return Path(out)
 
 
+def base_tokenizer(checkpoint: str | os.PathLike[str], vocab_size: int, out: str | os.PathLike[str]) -> Path:
+    """The tokenizer of a (fetched) base checkpoint, its files copied byte for byte and sealed, so
+    the study's data is packed with exactly the tokenizer the base was trained with."""
+    from transformers import AutoTokenizer  # a fetched base only: its tokenizer class is its own
+
+    from growup.models.checkpoint import copy_tokenizer, verify_checkpoint  # loads transformers
+
+    verify_checkpoint(checkpoint)  # its recorded hashes, and a tokenizer at all
+    size = len(AutoTokenizer.from_pretrained(str(checkpoint)))
+    if size > vocab_size:
+        raise GrowupError(
+            f"the tokenizer of {str(checkpoint)!r} has {size} tokens, more than config key "
+            f"'tokenizer.vocab_size' = {vocab_size} (the base's embedding rows)"
+        )
+    with atomic_dir(out) as tmp:
+        copy_tokenizer(checkpoint, tmp)
+        write_checksums(tmp)
+    return Path(out)
+
+
 def tokenizer_digest(folder: str | os.PathLike[str]) -> str:
     """sha256 of the tokenizer's defining file, recorded in every packed manifest."""
     path = Path(folder) / "tokenizer.json"

@@ -46,7 +46,8 @@ PREFIXES = ("eos", "bos", "none")
 def study_tasks(study: Study) -> list[str]:
     """The task names the study evaluates, from config."""
     ev = study.evaluation
-    mb = [f"multiblimp_{lang.multiblimp}" for lang in study.data.languages] + ["multiblimp_eng"]
+    mb = [f"multiblimp_{lang.multiblimp}" for lang in study.data.languages if lang.multiblimp]
+    mb.append("multiblimp_eng")
     if ev.multiblimp_languages is not None:
         mb = [f"multiblimp_{code}" for code in ev.multiblimp_languages]
     tasks = [*mb, "growup_blimp_single_error"]
@@ -65,7 +66,13 @@ def run_tasks(study: Study, run: str) -> list[str]:
 def merge_tasks(study: Study, languages: tuple[str, ...]) -> list[str]:
     """A merge's tasks: MultiBLiMP of its languages, and every English task."""
     iso = {lang.code: lang.multiblimp for lang in study.data.languages}
-    wanted = {f"multiblimp_{iso[code]}" for code in languages}
+    wanted = {f"multiblimp_{iso[code]}" for code in languages if iso[code]}
+    if unscored := [code for code in languages if not iso[code]]:
+        log.warning(
+            "no MultiBLiMP for %s (config key data.languages.<language>.multiblimp is null): scored on "
+            "the English benchmarks (and the MultiBLiMP of any other language) only",
+            ", ".join(unscored),
+        )
     return [
         t for t in study_tasks(study) if t in wanted or not t.startswith("multiblimp_") or t.endswith("_eng")
     ]

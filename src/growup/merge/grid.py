@@ -100,7 +100,7 @@ def run_of_hub_id(study: Study) -> dict[str, str]:
     models = study.released.models if study.released is not None else {}
     if not models:
         raise GrowupError("config key 'merging.reference_configs' needs 'released.models' (run -> Hub id)")
-    return {hub_id: run for run, hub_id in models.items()}
+    return {hub_id: run for run, hub_id in models.items() if hub_id is not None}
 
 
 def reference_merge_config(

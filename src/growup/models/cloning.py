@@ -7,7 +7,10 @@ Rules, as the study ran them (STUDY.md, "HyperCloning"):
 - attention and kv heads are both multiplied by k with the head dim kept, so q head j (≥ H) is a
   copy of head j−H and reads kv head j//G, itself a copy: GQA grouping and attention are unchanged;
 - the tied LM head becomes [E, …, E], whose logits are k times too large, so the
-  `lm_head_normalization_factor` is multiplied by k (see `hyperllama.py`).
+  `lm_head_normalization_factor` is multiplied by k (see `hyperllama.py`);
+- an untied head W_out (V×d) becomes [W_out, …, W_out] / k (V×kd): with the last hidden state
+  h' = [h, …, h], h'·W'ᵀ = Σᵢ h·W_outᵀ / k = h·W_outᵀ, so the logits are unchanged, the factor is
+  kept, and the clone of a plain Llama (any Hub base with an untied head) stays a plain Llama.
 
 With the input duplicated, each row block of W.repeat(k, k)/k returns W·x, so every hidden state
 of the wide model is the narrow one repeated k times. Optional noise keeps this property: row block
@@ -36,7 +39,8 @@ def check_factor(factor: object) -> int:
 
 
 def cloned_config(config: LlamaConfig, factor: int) -> LlamaConfig:
-    """The config of the k-times wider model: widths and head counts × k, head dim kept, factor × k."""
+    """The config of the k-times wider model: widths and head counts × k, head dim kept, and the
+    head factor × k for a tied head (an untied one is divided by k instead: see the module)."""
     k = check_factor(factor)
     for key in ("num_attention_heads", "num_key_value_heads", "head_dim"):
         value = getattr(config, key, None)
@@ -53,7 +57,8 @@ def cloned_config(config: LlamaConfig, factor: int) -> LlamaConfig:
     for key in ("hidden_size", "intermediate_size", "num_attention_heads", "num_key_value_heads"):
         kwargs[key] = getattr(config, key) * k
     kwargs["head_dim"] = config.head_dim
-    return llama_config(factor=normalization_factor(config) * k, **kwargs)
+    factor = normalization_factor(config) * (k if config.tie_word_embeddings else 1)
+    return llama_config(factor=factor, **kwargs)
 
 
 def noise_std(weight: torch.Tensor, factor: int, snr_db: float) -> float:
@@ -86,9 +91,12 @@ def clone_tensor(
     snr_db: float | None = None,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """Widen one named parameter of a Llama model by `factor`; unknown parameters are an error."""
-    if name.endswith(("embed_tokens.weight", "lm_head.weight")):
+    """Widen one named parameter of a Llama model by `factor`; unknown parameters are an error.
+    `lm_head.weight` is a parameter of its own only when the head is untied."""
+    if name.endswith("embed_tokens.weight"):
         return tensor.repeat(1, factor)
+    if name.endswith("lm_head.weight"):
+        return tensor.repeat(1, factor) / factor
     if name.endswith("norm.weight"):
         return tensor.repeat(factor)
     if name.endswith("_proj.weight"):

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 
 from growup.accounting import Lineage
-from growup.io import atomic_write_text
 from growup.models.build import base_config, init_model, tokenizer_vocab_size
 from growup.models.checkpoint import load_checkpoint, read_card, save_checkpoint
 from growup.models.cloning import check_factor, hyperclone
 from growup.models.flops import count_model_parameters
-from growup.models.released import fetch as fetch_run
-from growup.models.report import count_rows, format_count_markdown, format_count_table
 from growup.study import load_job
 
 log = logging.getLogger("growup")
@@ -50,25 +46,3 @@ def clone(args: argparse.Namespace) -> None:
     }
     save_checkpoint(cloned, args.out, card, tokenizer_src=args.checkpoint)
     log.info("cloned %s x%d -> %s", args.checkpoint, factor, args.out)
-
-
-def fetch(args: argparse.Namespace) -> None:
-    """`growup model fetch`: a released study's run from its published checkpoint."""
-    fetch_run(load_job(args.spec, args.configfile, "model fetch", run=args.run), args.run, args.out)
-
-
-def count(args: argparse.Namespace) -> None:
-    """`growup model count`: the parameter and FLOP table of a config's models or a checkpoint."""
-    given = args.configfile or args.spec
-    study = load_job(args.spec, args.configfile, "model count") if given else None
-    rows = count_rows(study=study, checkpoint=args.checkpoint, seq_len=args.seq_len)
-    formats = {
-        "table": format_count_table,
-        "json": lambda r: json.dumps(r, indent=2),
-        "markdown": format_count_markdown,
-    }
-    text = formats["json" if args.json else args.format](rows)
-    if args.out:
-        atomic_write_text(args.out, text + "\n")
-    else:
-        print(text)

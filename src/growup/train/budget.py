@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from growup.accounting import RunCost, run_cost
 from growup.config import Study
 from growup.errors import GrowupError
-from growup.study import PAPER_METHODS, merge_grid, trained_runs
+from growup.study import PAPER_METHODS, fetched_runs, merge_grid, runs_to_train
 from growup.train.gpus import DEFAULT_GPU, DEFAULT_MFU, GPUS
 from growup.train.runs import run_gpus
 
@@ -52,10 +52,11 @@ def check(gpu: str, mfu: float) -> float:
 
 
 def study_budget(study: Study, gpu: str = DEFAULT_GPU, mfu: float = DEFAULT_MFU) -> list[RunBudget]:
-    """Every trained run of the study (`growup.study.trained_runs`) with its FLOPs and GPU-hours."""
+    """Every run the study trains (`growup.study.runs_to_train`: fetched runs cost nothing here)
+    with its FLOPs and GPU-hours."""
     peak = check(gpu, mfu)
     rows = []
-    for run in trained_runs(study):
+    for run in runs_to_train(study):
         cost = run_cost(study, run)
         rows.append(
             RunBudget(**vars(cost), gpus=run_gpus(study, run), gpu_hours=gpu_hours(cost.flops, mfu, peak))
@@ -130,11 +131,15 @@ def _merges(study: Study) -> str:
 
 
 def _note(study: Study, gpu: str, mfu: float) -> str:
+    fetched = fetched_runs(study)
+    also = f" {len(fetched)} runs are fetched (config key released.models), not trained." if fetched else ""
     return (
         f"Study {study.name!r}: GPU-hours of the 6N+attn FLOPs at MFU {mfu:g} on {gpu} "
         f"({GPUS[gpu] / 1e12:,.1f} TFLOP/s peak dense bf16); hours = GPU-hours / the run's GPUs. "
         f"Tokens = steps x {study.training.global_batch:,} x {study.training.sequence_length:,}; "
-        "N counts every parameter (tied embedding once); attention term 12·L·H·Q·T (PaLM, app. B). "
+        "N counts every parameter (tied embedding once); attention term 12·L·H·Q·T (PaLM, app. B)."
+        + also
+        + " "
         + _merges(study)
     )
 

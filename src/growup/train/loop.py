@@ -38,6 +38,7 @@ from tqdm import tqdm
 from growup.accounting import Lineage, token_cost
 from growup.config import Study
 from growup.data.packing import PackedDataset
+from growup.data.tokenizer import tokenizer_digest
 from growup.errors import GrowupError
 from growup.io import atomic_dir
 from growup.models import attention
@@ -121,6 +122,22 @@ def open_datasets(spec: RunSpec, data_dir: Path, seq_len: int) -> dict[str, Pack
                 f"'training.sequence_length' is {seq_len}: repack it"
             )
     return datasets
+
+
+def check_tokenizer(init: Path, datasets: dict[str, PackedDataset]) -> None:
+    """Every dataset a run reads was packed with its start checkpoint's tokenizer (a fetched base
+    brings its own: `growup data tokenizer --checkpoint`), else its ids would mean other tokens."""
+    if not (init / "tokenizer.json").is_file():
+        return  # load_checkpoint names the missing tokenizer
+    digest = tokenizer_digest(init)
+    for name, ds in datasets.items():
+        packed = ds.manifest.get("tokenizer_sha256")
+        if packed is not None and packed != digest:
+            raise GrowupError(
+                f"packed dataset {name!r} was tokenized by tokenizer sha256 {packed[:12]}..., but the start "
+                f"checkpoint {str(init)!r} has tokenizer sha256 {digest[:12]}...: repack it with that "
+                "tokenizer (snakemake --cores all --forcerun data/tokenizer)"
+            )
 
 
 def switch(value: bool | str, key: str) -> bool:
@@ -267,9 +284,9 @@ def setup(study: Study, run: str, init: Path, out: Path, data_dir: Path, max_ste
     gpu = torch.cuda.is_available()
     accelerator = Accelerator(mixed_precision=t.mixed_precision if gpu else "no", cpu=not gpu)
     accum = micro_steps(study, accelerator.num_processes)
-    mixture = Mixture(
-        spec.phases, open_datasets(spec, data_dir, t.sequence_length), reset_positions=t.reset_positions
-    )
+    datasets = open_datasets(spec, data_dir, t.sequence_length)
+    check_tokenizer(init, datasets)
+    mixture = Mixture(spec.phases, datasets, reset_positions=t.reset_positions)
     needed = spec.schedule.steps * t.global_batch
     if needed > len(mixture):
         log.warning(

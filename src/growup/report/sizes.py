@@ -1,7 +1,9 @@
-"""The `growup model count` table: parameters and training FLOPs per token of models."""
+"""The model-size table (`growup model count`, results/tables/model_sizes.md): parameters and
+training FLOPs per token of the study's models or of one checkpoint."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 from pathlib import Path
@@ -12,8 +14,10 @@ from transformers import AutoConfig, LlamaConfig
 from growup.accounting import token_cost
 from growup.config import Study
 from growup.errors import GrowupError
+from growup.io import atomic_write_text
 from growup.models.build import study_configs
 from growup.models.flops import count_parameters
+from growup.study import load_job
 
 
 def count_row(name: str, config: LlamaConfig, seq_len: int) -> dict[str, Any]:
@@ -103,3 +107,20 @@ def format_count_markdown(rows: list[dict[str, Any]]) -> str:
     lines.append("")
     lines.append("N counts every parameter (tied embedding once); attention term 12·L·H·Q·T (PaLM, app. B).")
     return "\n".join(lines)
+
+
+def command(args: argparse.Namespace) -> None:
+    """`growup model count`: the parameter and FLOP table of a config's models or a checkpoint."""
+    given = args.configfile or args.spec
+    study = load_job(args.spec, args.configfile, "model count") if given else None
+    rows = count_rows(study=study, checkpoint=args.checkpoint, seq_len=args.seq_len)
+    formats = {
+        "table": format_count_table,
+        "json": lambda r: json.dumps(r, indent=2),
+        "markdown": format_count_markdown,
+    }
+    text = formats["json" if args.json else args.format](rows)
+    if args.out:
+        atomic_write_text(args.out, text + "\n")
+    else:
+        print(text)

@@ -1,0 +1,1 @@
+"""Runs fetched instead of trained: a published checkpoint, a Hub base, or a local folder."""
