@@ -473,6 +473,7 @@ CONFIG_FAULTS = {
     "bad subset": (_set("merging", "subsets", value=["isl+xyz"]), "merging.subsets[0]", "isl+xyz"),
     "missing required key": (_drop("training", "micro_batch"), "training.micro_batch", "missing"),
     "bad value type": (_set("training", "peak_lr", value="fast"), "training.peak_lr", "fast"),
+    "negative margin": (_set("report", "margin", value=-1.0), "report.margin", "-1.0"),
 }
 
 

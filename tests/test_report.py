@@ -68,7 +68,7 @@ def test_every_claim_row_has_a_difference_an_interval_and_a_decision():
     ]
     body = [r for r in rows if re.search(r"\[[+-]\d\.\d{3}, [+-]\d\.\d{3}\]", r)]
     assert len(body) >= 6 * 2
-    assert all(r.rstrip(" |").split(" | ")[-1] in {"for", "against", "undecided"} for r in body)
+    assert all(r.rstrip(" |").split(" | ")[-5] in {"for", "against", "undecided"} for r in body)
 
 
 def test_spread_threshold_is_the_null_value():

@@ -571,6 +571,7 @@ class MergingSpec:
 class ReportSpec:
     SCHEMA: ClassVar[tuple[str, ...]] = ("report",)
     method_spread: float
+    margin: float  # the non-inferiority margin δ of "match or surpass", in accuracy points
     confidence: float
     bootstrap_resamples: int
     bootstrap_seed: int

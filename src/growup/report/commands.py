@@ -35,6 +35,7 @@ def claims(args: argparse.Namespace) -> None:
         resamples=rep.bootstrap_resamples,
         seed=rep.bootstrap_seed,
         spread=rep.method_spread,
+        margin=rep.margin,
         study=study.name,
     )
     atomic_write_text(args.out, text)
