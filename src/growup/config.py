@@ -489,6 +489,12 @@ class EvalSetSpec:
     revision: str | None
     good_column: str
     bad_column: str
+    strata: tuple[str, ...]  # columns a limited evaluation's sample is stratified by, in order
+
+
+def _eval_set(raw: Any) -> EvalSetSpec:
+    spec = _build(EvalSetSpec, raw)
+    return spec if isinstance(spec, Withheld) else replace(spec, strata=_tuple(spec.strata))
 
 
 @dataclass(frozen=True)
@@ -499,6 +505,7 @@ class EvaluationSpec:
     every_language: bool
     dtype: str
     limit: int | None
+    sample_seed: int  # seed of the stratified sample a limit scores (growup.evaluate.sample)
     multiblimp_languages: tuple[str, ...] | None
     multiblimp: EvalSetSpec
     blimp: EvalSetSpec
@@ -510,9 +517,9 @@ class EvaluationSpec:
             cls,
             raw,
             multiblimp_languages=_tuple(_key(raw, "evaluation", "multiblimp_languages")),
-            multiblimp=_build(EvalSetSpec, raw["multiblimp"]),
-            blimp=_build(EvalSetSpec, raw["blimp"]),
-            mpararel=_optional(EvalSetSpec, _key(raw, "evaluation", "mpararel")),
+            multiblimp=_eval_set(raw["multiblimp"]),
+            blimp=_eval_set(raw["blimp"]),
+            mpararel=None if (m := _key(raw, "evaluation", "mpararel")) is None else _eval_set(m),
         )
 
     def dataset(self, name: str) -> EvalSetSpec | None:
