@@ -458,6 +458,7 @@ class TrainingSpec:
     fused_adamw: bool | str
     chunked_loss: bool
     loss_chunk_size: int
+    replicates: tuple[int, ...] | None  # training seeds of every adaptation run; None: (seed,)
     schedules: Mapping[str, ScheduleSpec]
 
     @classmethod
@@ -470,6 +471,7 @@ class TrainingSpec:
             checkpoint_every_base=every["base"],
             checkpoint_every_adaptation=every["adaptation"],
             checkpoint_every_languages=_mapping(_key(every, "training", "checkpoint_every", "languages")),
+            replicates=_tuple(_key(raw, "training", "replicates")),
             schedules=Table(raw["schedules"], lambda _, v: _build(ScheduleSpec, v)),
         )
 
@@ -558,6 +560,7 @@ class MergingSpec:
     base: Mapping[str, str]
     reference_configs: str | None
     random_seed: int | None
+    replicates: str  # one: merge the study seed's runs; all: every seed replicate's runs, each a merge
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any]) -> MergingSpec:

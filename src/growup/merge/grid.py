@@ -58,7 +58,7 @@ def merge_config(
         )
     models = [
         {
-            "model": reference(run_name(lang, merge.setup), checkpoints),
+            "model": reference(merge.run(lang), checkpoints),
             "parameters": {"weight": cfg.weight, **(method.model_parameters or {})},
         }
         for lang in merge.subset

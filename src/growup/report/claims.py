@@ -58,6 +58,7 @@ class Claim:
     comparisons: list[Comparison] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     verdict: str = ""
+    seeds: int = 1  # the most seed replicates of any run the claim reads
 
 
 def _step_key(step: str) -> int:
@@ -82,19 +83,27 @@ def language_task(df: pd.DataFrame, lang: str) -> str | None:
 
 
 class Stats:
-    """Point estimates and replicates of weighted sums of cells."""
+    """Point estimates and replicates of weighted sums of cells; a cell of a run with seed
+    replicates is the mean over its seeds, resampled over seeds and pairs (`power.SeedBootstrap`)."""
 
     def __init__(self, boot: Bootstrap, confidence: float) -> None:
-        self.boot, self.confidence = boot, confidence
+        self.boot, self.confidence = power.SeedBootstrap(boot, boot.seed), confidence
 
     def has(self, measure: Measure) -> bool:
-        return all(key in self.boot.pairs for _, key in measure)
+        return all(key in self.boot for _, key in measure)
 
     def point(self, measure: Measure) -> float:
         return float(sum(w * self.boot.point(k) for w, k in measure))
 
     def reps(self, measure: Measure) -> np.ndarray:
         return sum(w * self.boot.replicates(k) for w, k in measure)
+
+    def seed_variance(self, measure: Measure) -> float:
+        """What the training seeds add to the measure's variance (0 without replicates)."""
+        if all(self.boot.seeds(k) == 1 for _, k in measure):
+            return 0.0
+        pairs_only = sum(w * self.boot.pair_replicates(k) for w, k in measure)
+        return max(0.0, float(np.var(self.reps(measure)) - np.var(pairs_only)))
 
     def contributions(self, measure: Measure) -> list[np.ndarray]:
         """Each task's per-pair contribution to the measure, Σ weight · correct, on the pairs
@@ -115,7 +124,7 @@ class Stats:
         return out
 
     def design(self, measure: Measure) -> Design:
-        return Design.of(self.contributions(measure))
+        return Design.of(self.contributions(measure), self.seed_variance(measure))
 
     def compare(self, labels: dict[str, str], measure: Measure, test: Test) -> Comparison:
         c = compare(labels, self.point(measure), self.reps(measure), self.confidence, test.boundary)
@@ -453,6 +462,22 @@ def claims_markdown(
     """claims.md: the rule, then per sub-claim its test, verdict and every comparison with its
     interval and power. `margin`: the non-inferiority margin δ of "match or surpass", in accuracy
     points (config key `report.margin`)."""
+    boot = {"confidence": confidence, "resamples": resamples, "seed": seed}
+    checked = check_claims(df, pairs, spread=spread, margin=margin, **boot)
+    return render_markdown(checked, study=study, margin=margin, **boot)
+
+
+def check_claims(
+    df: pd.DataFrame,
+    pairs: Pairs,
+    *,
+    confidence: float,
+    resamples: int,
+    seed: int,
+    spread: float,
+    margin: float = 0.0,
+) -> list[tuple[str, Claim]]:
+    """Every sub-claim by its number, its comparisons decided and its verdict set."""
     st = Stats(Bootstrap(pairs, resamples, seed), confidence)
     delta = margin / 100  # accuracy points as a share of accuracy
     builders: list[tuple[str, Callable[[], Claim]]] = [
@@ -463,6 +488,40 @@ def claims_markdown(
         ("3b", lambda: claim_upscaled_merges(df, st)),
         ("4", lambda: claim_methods(df, st, spread)),
     ]
+    checked = []
+    for number, build in builders:
+        claim = build()
+        claim.verdict = combine(claim.comparisons, confidence) if claim.comparisons else ""
+        claim.seeds = max((len(m) for m in st.boot.groups.values()), default=1)
+        checked.append((number, claim))
+    return checked
+
+
+def _seed_rule(seeds: int, resamples: int) -> list[str]:
+    """The verdict rule's paragraph on seed replicates (none for a study of one seed)."""
+    if seeds < 2:
+        return []
+    return [
+        f"Runs trained with {seeds} seeds (`training.replicates`) enter every comparison as their mean "
+        f"over seeds, and the bootstrap is two-level: each of the {resamples} resamples draws the "
+        f"seeds with replacement (seed i of every run together) and, within them, the pairs, so "
+        f"each interval holds the training seeds' variance as well as the items'; a run of one seed "
+        f"(the English start models) enters as itself.",
+        "",
+    ]
+
+
+def render_markdown(
+    claims: list[tuple[str, Claim]],
+    *,
+    confidence: float,
+    resamples: int,
+    seed: int,
+    study: str,
+    margin: float,
+) -> str:
+    """claims.md of checked claims (`check_claims`)."""
+    delta = margin / 100
     alpha = 1 - confidence
     out = [
         "# Claims of the paper, checked on this run",
@@ -493,6 +552,7 @@ def claims_markdown(
         f"(its p is set to 1). With δ = 0, "
         f'"match" is not told apart from "cannot tell": a tie is inconclusive.',
         "",
+        *(_seed_rule(max(c.seeds for _, c in claims), resamples) if claims else []),
         f"What each comparison could decide (the paired design, McNemar-style; "
         f"`growup.report.power`): *pairs* per task, the *discordant* share (pairs on which the two "
         f"sides differ), the *MDD*, the smallest true distance from the boundary that this design "
@@ -501,10 +561,8 @@ def claims_markdown(
         f'decided with 80% power ("more seeds" when the training seeds\' variance alone is too '
         f"large).",
     ]
-    for number, build in builders:
-        claim = build()
-        verdict = combine(claim.comparisons, confidence) if claim.comparisons else None
-        text = VERDICT_TEXT[verdict] if verdict else "**not checked** (missing results)"
+    for number, claim in claims:
+        text = VERDICT_TEXT[claim.verdict] if claim.verdict else "**not checked** (missing results)"
         head = f"## {number}. {claim.title}: {text}"
         test = f"Test: {claim.test.describe(margin if claim.test.kind == power.NON_INFERIORITY else None)}."
         out += ["", head, "", test, "", *claim_lines(claim, confidence)]

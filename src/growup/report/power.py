@@ -33,7 +33,8 @@ from statistics import NormalDist
 import numpy as np
 
 from growup.errors import GrowupError
-from growup.report.stats import check_confidence, p_value
+from growup.report.stats import Bootstrap, Cell, Key, check_confidence, p_value
+from growup.study import split_replicate
 
 POWER = 0.8  # the conventional target power of a design (Cohen 1988)
 SUPERIORITY, NON_INFERIORITY, THRESHOLD = "superiority", "non-inferiority", "threshold"
@@ -235,3 +236,58 @@ def two_level(per_seed: np.ndarray, draws: np.ndarray) -> np.ndarray:
     if draws.shape != (resamples, seeds):
         raise GrowupError(f"seed draws of shape {draws.shape}, expected {(resamples, seeds)}")
     return per_seed[draws.T, np.arange(resamples)].mean(axis=0)
+
+
+class SeedBootstrap:
+    """Accuracies of training recipes with seed replicates, resampled at two levels.
+
+    A cell key names a recipe by the plain run name (`ekk-2x`); its members are that run and its
+    seed replicates in `pairs` (`ekk-2x-s1`, ...; `growup.study.parse_name`). A recipe's accuracy is
+    the mean over its members; its replicates draw the seeds with replacement (`seed_draws`) and
+    read each drawn seed at the pair bootstrap's draw (`two_level`), so an interval holds both the
+    items' and the training seeds' variance. A recipe of one member is read as the pair
+    bootstrap reads it, number for number."""
+
+    def __init__(self, boot: Bootstrap, seed: int) -> None:
+        self.boot, self.seed = boot, seed
+        found: dict[Key, list[tuple[int, Key]]] = {}
+        for key in boot.pairs.cells:
+            base, replicate = split_replicate(key[0])
+            found.setdefault((base, *key[1:]), []).append((-1 if replicate is None else replicate, key))
+        self.groups = {recipe: [key for _, key in sorted(members)] for recipe, members in found.items()}
+        self._reps: dict[Key, np.ndarray] = {}
+
+    def members(self, key: Key) -> list[Key]:
+        return self.groups.get(key, [key])
+
+    def seeds(self, key: Key) -> int:
+        return len(self.members(key))
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.groups
+
+    def point(self, key: Key) -> float:
+        return float(np.mean([self.boot.point(k) for k in self.members(key)]))
+
+    def pair_replicates(self, key: Key) -> np.ndarray:
+        """The mean over seeds at every pair resample, the seeds held fixed (the pair level only)."""
+        return np.mean([self.boot.replicates(k) for k in self.members(key)], axis=0)
+
+    def replicates(self, key: Key) -> np.ndarray:
+        members = self.members(key)
+        if len(members) == 1:
+            return self.boot.replicates(members[0])
+        if key not in self._reps:
+            per_seed = np.stack([self.boot.replicates(k) for k in members])
+            self._reps[key] = two_level(per_seed, seed_draws(len(members), per_seed.shape[1], self.seed))
+        return self._reps[key]
+
+    def cell(self, key: Key) -> Cell:
+        """The recipe's per-pair verdicts: the mean over its seeds, on the pairs every seed has."""
+        cells = [self.boot.cell(k) for k in self.members(key)]
+        if len(cells) == 1:
+            return cells[0]
+        ids = cells[0].doc_ids
+        for c in cells[1:]:
+            ids = np.intersect1d(ids, c.doc_ids)
+        return Cell(ids, np.mean([c.correct[np.searchsorted(c.doc_ids, ids)] for c in cells], axis=0))
