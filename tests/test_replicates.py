@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 
 import numpy as np
+import pandas as pd
 import pytest
+import yaml
 from synthetic_evals import study as synthetic_study
 
 from growup.config import resolve_config
+from growup.models.checkpoint import read_card
 from growup.report import claims, power
 from growup.report.stats import Bootstrap, Pairs, interval
 from growup.study import (
@@ -28,7 +32,7 @@ from growup.study import (
     trained_runs,
 )
 from growup.train.budget import study_budget
-from helpers import REPO
+from helpers import REPO, copy_repo, planned, run_tool
 
 
 def mini(replicates=None, merges: str | None = None, config: str = "config.yaml"):
@@ -159,3 +163,126 @@ def test_tables_and_claims_read_the_mean_over_seeds():
     assert row["ci_low"] < 0.8 and row["ci_high"] > 0.9  # the two-level interval spans both seeds
     text = claims.claims_markdown(df, pairs, confidence=0.95, resamples=500, seed=0, spread=0.05, study="t")
     assert "two-level" in text and "| ekk | 2x | 0.600 | ekk-2x step 20 (1.00) | 0.850 |" in text
+
+
+def test_a_seed_effect_both_sides_share_cancels_in_their_difference():
+    """Replicate i of every run is drawn together (seed_draws is one draw per seed count), so a
+    comparison stays paired by seed: when seed 1 moves both sides by the same pairs, their
+    difference is the same in every seed and its interval is the pair interval itself; drawn
+    apart, the seeds would widen it."""
+    rng = np.random.default_rng(7)
+    base = {model: (rng.random(300) < p).astype(float) for model, p in (("isl-1x", 0.55), ("isl-2x", 0.6))}
+    lifted = np.flatnonzero((base["isl-1x"] == 0) & (base["isl-2x"] == 0))[:40]  # both wrong: both right
+    pairs = Pairs()
+    for model, correct in base.items():
+        other = correct.copy()
+        other[lifted] = 1
+        pairs.add((model, "20", "multiblimp_isl", "acc"), range(300), correct)
+        pairs.add((f"{model}-s1", "20", "multiblimp_isl", "acc"), range(300), other)
+    measure = [
+        (1.0, ("isl-2x", "20", "multiblimp_isl", "acc")),
+        (-1.0, ("isl-1x", "20", "multiblimp_isl", "acc")),
+    ]
+    st = claims.Stats(Bootstrap(pairs, 1000, 0), 0.95)
+    for _, key in measure:  # the seeds disagree on each side: seed 1 is 0.13 higher
+        low, high = (st.boot.boot.point(k) for k in st.boot.members(key))
+        assert high - low == pytest.approx(40 / 300)
+    pair_level = sum(w * st.boot.pair_replicates(k) for w, k in measure)
+    np.testing.assert_allclose(st.reps(measure), pair_level, atol=1e-12)
+    assert st.seed_variance(measure) == 0.0
+    apart = st.boot.replicates(measure[0][1]) - power.two_level(
+        np.stack([st.boot.boot.replicates(k) for k in st.boot.members(measure[1][1])]),
+        power.seed_draws(2, 1000, 99),  # the other side's seeds drawn on their own
+    )
+    assert np.var(apart) > 1.5 * np.var(pair_level)
+
+
+def test_a_run_of_one_seed_reads_as_the_pair_bootstrap():
+    pairs = replicated_pairs(100, 0.1)
+    lone = ("english-1x", "final", "multiblimp_isl", "acc")
+    pairs.add(lone, range(100), np.arange(100) % 2)
+    seeds = power.SeedBootstrap(Bootstrap(pairs, 500, 0), 0)
+    assert seeds.members(lone) == [lone] and seeds.seeds(lone) == 1
+    np.testing.assert_array_equal(seeds.replicates(lone), seeds.boot.replicates(lone))
+    recipe = ("isl-2x", "20", "multiblimp_isl", "acc")
+    assert seeds.members(recipe) == [recipe, ("isl-2x-s1", *recipe[1:])]
+    assert ("isl-2x-s1", *recipe[1:]) not in seeds  # a replicate is read through its recipe
+    assert seeds.point(recipe) == pytest.approx(np.mean([seeds.boot.point(k) for k in seeds.members(recipe)]))
+
+
+# --- end to end: a second seed of Icelandic's 1x and 2x runs on the built mini study -------------
+SLICE = ("isl-1x-s1", "isl-2x-s1")
+STARTS = ("english-1x", "english-2x")  # the slice's start models, shared by both seeds
+TWO_SEEDS = {"extends": "config.yaml", "training": {"replicates": [0, 1]}}
+
+
+@pytest.fixture(scope="module")
+def two_seed_slice(study_repo, tmp_path_factory):
+    """A checkout holding the built study's data, the slice's start models and every evaluation
+    (no Snakemake records: present outputs are up to date), where Icelandic's 1x and 2x runs train
+    a second seed; then the tidy table and the claims of what is there."""
+    repo = copy_repo(tmp_path_factory.mktemp("two-seeds") / "repo")
+    for part in ("data", "evals", *(f"checkpoints/{run}" for run in STARTS)):
+        shutil.copytree(study_repo / part, repo / part, symlinks=True)
+    (repo / "config" / "two-seeds.yaml").write_text(yaml.safe_dump(TWO_SEEDS))
+    config = ("--configfile", "config/two-seeds.yaml")
+    targets = [f"evals/{run}" for run in SLICE]
+    plan = planned(run_tool(repo, "snakemake", "-n", *targets, *config))  # --configfile takes many
+    run_tool(repo, "snakemake", "--cores", "2", *targets, *config)
+    tables = repo / "results" / "tables"
+    csv, pairs = str(tables / "evals.csv"), str(tables / "pairs.jsonl")
+    run_tool(repo, "growup", "eval", "tidy", *config, "--evals", "evals", "--out", csv, "--pairs", pairs)
+    out = str(repo / "results" / "claims.md")
+    run_tool(repo, "growup", "report", "claims", *config, "--evals-csv", csv, "--pairs", pairs, "--out", out)
+    return repo, plan
+
+
+def intervals(claims_md: str, language: str) -> list[str]:
+    """The interval column of every comparison of `language` in a claims report."""
+    rows = [
+        line.strip("| ").split(" | ") for line in claims_md.splitlines() if line.startswith(f"| {language} |")
+    ]
+    return [next(cell for cell in row if cell.startswith("[")) for row in rows]
+
+
+@pytest.mark.slow
+def test_a_second_seed_trains_only_its_runs_in_another_data_order(two_seed_slice, study_repo):
+    repo, plan = two_seed_slice
+    assert plan == {"train": 2, "eval_run": 2, "total": 4}, plan  # no start model, no data job
+    for run in SLICE:
+        assert read_card(repo / "checkpoints" / run / "final")["seed"] == 1
+    ours, theirs = (
+        [json.loads(line) for line in (root / "checkpoints" / run / "metrics.jsonl").read_text().splitlines()]
+        for root, run in ((repo, "isl-2x-s1"), (study_repo, "isl-2x"))
+    )
+    assert [m["lr"] for m in ours] == [m["lr"] for m in theirs]  # the same schedule and start
+    assert ours[0]["loss"] != theirs[0]["loss"]  # another first batch
+
+
+@pytest.mark.slow
+def test_the_slices_comparisons_carry_two_level_intervals_that_widen_as_seeds_disagree(
+    two_seed_slice, study_repo
+):
+    repo, _ = two_seed_slice
+    tables = repo / "results" / "tables"
+    evals = pd.read_csv(tables / "evals.csv", dtype={"step": str})
+    isl = evals[evals["model"].isin(["isl-2x", "isl-2x-s1"]) & (evals["task"] == "multiblimp_isl")]
+    assert set(isl["seeds"]) == {2} and (isl["seed_ci_low"] <= isl["seed_mean"]).all()
+    assert evals.loc[evals["model"] == "ekk-2x", "seeds"].isna().all()  # one seed: no seed level
+    two, one = (root.joinpath("results", "claims.md").read_text() for root in (repo, study_repo))
+    assert "two-level" in two and "two-level" not in one
+    assert intervals(two, "isl") != intervals(one, "isl")  # Icelandic reads both seeds
+    assert intervals(two, "ekk") == intervals(one, "ekk") and intervals(two, "ekk")  # the rest as before
+    # the two seeds disagree on some pairs, so resampling them adds to the pair-level variance
+    st = claims.Stats(Bootstrap(Pairs.load(tables / "pairs.jsonl"), 2000, 0), 0.95)
+    measure = [
+        (1.0, ("isl-2x", "final", "multiblimp_isl", "acc")),
+        (-1.0, ("isl-1x", "final", "multiblimp_isl", "acc")),
+    ]
+    seeds = [st.boot.boot.cell(k).correct for k in st.boot.members(measure[0][1])]
+    assert len(seeds) == 2 and (seeds[0] != seeds[1]).any()
+    pair_level = sum(w * st.boot.pair_replicates(k) for w, k in measure)
+    assert st.seed_variance(measure) > 0 and np.var(st.reps(measure)) > np.var(pair_level)
+    two_level, fixed = interval(st.reps(measure), 0.95), interval(pair_level, 0.95)
+    assert two_level[1] - two_level[0] >= fixed[1] - fixed[0]
+    assert (repo / "results" / "figures" / "claims.png").stat().st_size > 1000
