@@ -32,7 +32,7 @@ wildcard_constraints:
     parent=_alternatives(MADE_CLONES.values()),  # the runs the study widens (not a fetched clone's)
     setup=_alternatives(SETUPS),
     method=_alternatives({m.method for m in MERGES}),
-    subset=_alternatives({m.subset_name for m in MERGES}),
+    subset=_alternatives({m.leaf for m in MERGES}),  # with merging.replicates all: `isl+swe-s1` too
     figure=_alternatives(FIGURE_NAMES),
 
 
@@ -54,4 +54,5 @@ rule all:
         rules.leaderboard.output,
         expand("results/figures/{figure}.{ext}", figure=FIGURE_NAMES, ext=["pdf", "png"]),
         "results/claims.md",
+        "results/figures/claims.png",
     default_target: True

@@ -8,7 +8,9 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
-from growup.report.frame import parse_model
+from growup.evaluate.tidy import add_seed_means
+from growup.report.frame import seed_means, with_names
+from growup.report.power import SeedBootstrap
 from growup.report.stats import Bootstrap, Pairs, interval
 
 SETUPS = ("1x", "1x-cloned", "2x")
@@ -46,14 +48,31 @@ class Builder:
             }
         )
 
+    def replicate(self, model: str, seed: int, shift: float) -> None:
+        """Seed `seed`'s replicate of every cell of `model` (`<model>-s<seed>`): the same verdicts
+        with round(|shift| × n) pairs flipped to correct (shift > 0) or to wrong (shift < 0)."""
+        for key, cell in list(self.pairs.cells.items()):
+            if key[0] != model:
+                continue
+            correct = cell.correct.copy()
+            rng = np.random.default_rng(zlib.crc32(repr((key, seed)).encode()))
+            pool = np.flatnonzero(correct == (0 if shift > 0 else 1))
+            correct[rng.permutation(pool)[: round(abs(shift) * self.n)]] = 1 if shift > 0 else 0
+            name = f"{model}-s{seed}"
+            self.pairs.add((name, *key[1:]), cell.doc_ids, correct)
+            row = next(r for r in self.rows if (r["model"], r["step"], r["task"]) == key[:3])
+            self.rows.append({**row, "model": name, "value": correct.mean()})
+
     def frame(self, confidence: float = 0.95) -> pd.DataFrame:
+        """evals.csv as `growup eval tidy` writes it and `growup.report.frame.load` reads it."""
         boot = Bootstrap(self.pairs, 500, 0)
-        df = pd.DataFrame(self.rows)
-        bounds = [
-            interval(boot.replicates((r.model, r.step, r.task, "acc")), confidence) for r in df.itertuples()
-        ]
-        df["ci_low"], df["ci_high"] = [b[0] for b in bounds], [b[1] for b in bounds]
-        return df.join(df["model"].apply(parse_model).apply(pd.Series))
+        rows = [dict(r) for r in self.rows]
+        for r in rows:
+            r["ci_low"], r["ci_high"] = interval(
+                boot.replicates((r["model"], r["step"], r["task"], "acc")), confidence
+            )
+        add_seed_means(rows, SeedBootstrap(boot, 0), confidence)
+        return with_names(seed_means(pd.DataFrame(rows)))
 
 
 def study(
@@ -63,10 +82,12 @@ def study(
     methods=("linear", "ties"),
     subsets=None,
     steps=(10, 20),
+    seeds: dict[int, float] | None = None,
 ) -> tuple[pd.DataFrame, Pairs]:
     """A whole study's evaluations. `mode`: 'better' (upscaled setups win every claim by 0.1 to
     0.2, joint training beats every merge, methods differ by 0.1), 'worse' (all reversed but the
-    methods), 'tiny' (every difference 0.02 or less)."""
+    methods), 'tiny' (every difference 0.02 or less). `seeds`: seed replicates of every language
+    and multilingual run, seed -> the accuracy it adds to every upscaled run's cells."""
     gap = {"better": 0.2, "worse": -0.2, "tiny": 0.02}[mode]
     bonus = 0.1 if mode != "tiny" else 0.02  # between consecutive methods
     joint = {"better": 0.9, "worse": 0.2, "tiny": 0.62}[mode]  # above / below / next to every merge
@@ -97,6 +118,10 @@ def study(
                 for lang in subset.split("+"):
                     b.add(model, "final", f"multiblimp_{lang}", lang, final + offset + bonus * j)
                 b.add(model, "final", "multiblimp_eng", "eng", 0.5)
+    for seed, shift in (seeds or {}).items():
+        for setup in SETUPS:
+            for prefix in (*languages, "multilingual"):
+                b.replicate(f"{prefix}-{setup}", seed, shift if setup != "1x" else 0.0)
     return b.frame(), b.pairs
 
 

@@ -132,6 +132,42 @@ def test_sweep_writes_lm_eval_json_and_tidy_rows(study, checkpoint, tmp_path):
     assert {r["benchmark"] for r in rows} == {"multiblimp", "blimp"}
 
 
+def test_a_limited_evaluation_records_its_sample_and_a_second_run_scores_the_same_items(
+    study, checkpoint, tmp_path
+):
+    """With a limit, a seeded stratified sample (not the file's first pairs) is scored, its row
+    ids are in the result (for `lm_eval --samples`), and each logged pair is that row."""
+    for run in ("first", "second"):
+        evaluate_checkpoint(study, checkpoint, run, "0", tmp_path, ["multiblimp_isl"], limit=12)
+    results = [
+        json.loads((tmp_path / r / "0" / "multiblimp_isl.json").read_text()) for r in ("first", "second")
+    ]
+    logged = [
+        [
+            json.loads(line)
+            for line in (tmp_path / r / "0" / "multiblimp_isl.samples.jsonl").read_text().splitlines()
+        ]
+        for r in ("first", "second")
+    ]
+    sample = results[0]["growup"]["sample"]
+    assert sample == results[1]["growup"]["sample"] and sample["size"] == 12 and sample["of"] == 2801
+    assert sample["strata"] == ["phenomenon", "grammatical_feature"]
+    ids = sample["ids"]
+    assert ids != list(range(12)) and [s["doc_id"] for s in logged[0]] == ids == [
+        s["doc_id"] for s in logged[1]
+    ]
+    assert logged[0] == logged[1]
+    ds = hub.load_dataset("jumelet/multiblimp", "isl", "train", study.hub_root)
+    assert len({ds[i]["phenomenon"] for i in ids}) == 4  # every phenomenon of the file
+    model, tok = load_checkpoint(checkpoint), AutoTokenizer.from_pretrained(checkpoint)
+    doc = ds[ids[-1]]
+    direct = [
+        sentence_logprob(model, [tok.eos_token_id, *tok.encode(s, add_special_tokens=False)], scored_from=1)
+        for s in (doc["sen"], doc["wrong_sen"])
+    ]
+    assert logged[0][-1]["loglikelihoods"] == pytest.approx(direct, abs=1e-3)
+
+
 def test_missing_run_checkpoints(tmp_path):
     with pytest.raises(GrowupError, match="no step-N checkpoints"):
         run_checkpoints(tmp_path)

@@ -489,6 +489,14 @@ CONFIG_FAULTS = {
     ),
     "missing required key": (_drop("training", "micro_batch"), "training.micro_batch", "missing"),
     "bad value type": (_set("training", "peak_lr", value="fast"), "training.peak_lr", "fast"),
+    "negative margin": (_set("report", "margin", value=-1.0), "report.margin", "-1.0"),
+    "no replicate seeds": (_set("training", "replicates", value=[]), "training.replicates", "[]"),
+    "a seed twice": (_set("training", "replicates", value=[0, 3, 3]), "training.replicates", "[0, 3, 3]"),
+    "replicates without the seed": (
+        _set("training", "replicates", value=[1, 2]),
+        "training.replicates",
+        "[1, 2]",
+    ),
 }
 
 

@@ -36,7 +36,12 @@ def test_parse_model_names():
         "setup": "1x-cloned",
         "method": "dare_ties",
         "subset": "ekk+fao",
+        "replicate": None,
     }
+    assert parse_model("merge-2x-ties-isl+swe-s7") | {"replicate": None} == parse_model(
+        "merge-2x-ties-isl+swe"
+    )
+    assert parse_model("fas-1x-cloned-s12")["replicate"] == 12
     assert parse_model("fas-1x-cloned")["setup"] == "1x-cloned"
     assert parse_model("multilingual-2x")["kind"] == "multilingual"
     assert parse_model("english-1x")["kind"] == "english"
@@ -70,7 +75,7 @@ def test_every_claim_row_has_a_difference_an_interval_and_a_decision():
     ]
     body = [r for r in rows if re.search(r"\[[+-]\d\.\d{3}, [+-]\d\.\d{3}\]", r)]
     assert len(body) >= 6 * 2
-    assert all(r.rstrip(" |").split(" | ")[-1] in {"for", "against", "undecided"} for r in body)
+    assert all(r.rstrip(" |").split(" | ")[-5] in {"for", "against", "undecided"} for r in body)
 
 
 def test_spread_threshold_is_the_null_value():
@@ -98,7 +103,9 @@ def test_tables_carry_intervals(tmp_path):
 
 def test_old_evals_csv_without_intervals_still_loads(tmp_path):
     df, _ = study("better", n=50)
-    old = df.drop(columns=["ci_low", "ci_high", "kind", "run_language", "setup", "method", "subset"])
+    old = df.drop(
+        columns=["ci_low", "ci_high", "kind", "run_language", "setup", "method", "subset", "replicate"]
+    )
     old.to_csv(tmp_path / "evals.csv", index=False)
     loaded = load(tmp_path / "evals.csv")
     assert loaded["ci_low"].isna().all()

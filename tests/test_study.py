@@ -38,6 +38,10 @@ def test_mini_study_builds_every_figure_table_and_the_claims(study_repo):
     assert "## Verdict rule" in claims and claims.count("| 95% interval |") == 7
     board = (study_repo / "results" / "tables" / "merge_leaderboard.csv").read_text()
     assert all(f",{method}," in board for method in ("tsv_m", "iso_c", "iso_cts", "ties")), board[:500]
+    # each claim states its test; every comparison its power (MDD, and pairs needed when undecided)
+    assert claims.count("
+Test: ") == 7 and "non-inferiority with margin δ = 1 accuracy point" in claims
+    assert claims.count("| MDD (80%) | pairs needed |") == 7
     for log in (study_repo / "logs" / "report").glob("figure_*.log"):
         assert "clipped" not in log.read_text() and "overlaps" not in log.read_text()
     assert "Nothing to be done" in run_tool(study_repo, "snakemake", "-n")
@@ -98,8 +102,9 @@ def test_a_comment_or_a_touch_of_the_config_plans_nothing(study_repo):
 
 
 @pytest.mark.slow
-def test_a_report_value_plans_only_the_claims(study_repo):
-    assert _plan(study_repo, "--config", "report={method_spread: 0.5}") == {"claims": 1, "all": 1, "total": 2}
+@pytest.mark.parametrize("value", ["method_spread: 0.5", "margin: 2.5"])
+def test_a_report_value_plans_only_the_claims(study_repo, value):
+    assert _plan(study_repo, "--config", f"report={{{value}}}") == {"claims": 1, "all": 1, "total": 2}
 
 
 @pytest.mark.slow

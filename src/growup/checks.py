@@ -57,6 +57,8 @@ def _rule(error: Any) -> str:
         return f"allowed: {bounds[v]} {schema[v]}"
     if v in ("minItems", "maxItems", "minProperties"):
         return f"allowed: {v} {schema[v]}"
+    if v == "uniqueItems":
+        return "allowed: no item twice"
     return error.message if len(error.message) <= 2 * MAX_VALUE else error.message[: 2 * MAX_VALUE] + "..."
 
 

@@ -211,7 +211,9 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tasks", nargs="+")
     p.add_argument("--limit", type=int)
     p = verb("tidy", "every evals/<model>/<step>/<task>.json -> one CSV row per metric")
-    p.add_argument("--evals", default="evals")
+    p.add_argument(
+        "--evals", nargs="+", default=["evals"], help="evaluation folders (the workflow: each one)"
+    )
     p.add_argument("--out", default="results/tables/evals.csv")
     p.add_argument("--pairs", default="results/tables/pairs.jsonl", help="per-pair verdicts (written)")
 
@@ -252,7 +254,7 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
         ("tables", "final scores and merge tables (CSV + Markdown)"),
         ("leaderboard", "every merge method ranked per setup and subset (CSV + Markdown)"),
         ("figure", "one figure (PDF + PNG)"),
-        ("claims", "results/claims.md"),
+        ("claims", "results/claims.md and its figure (results/figures/claims.pdf|png)"),
     ):
         p = rp.add_parser(name, help=help_text)
         _config_args(p)
@@ -260,6 +262,9 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
         p.set_defaults(handler=f"growup.report.commands:{name}")
         if name == "figure":
             p.set_defaults(handler="growup.report.figures:command")
+        elif name == "claims":
+            p.set_defaults(handler="growup.report.claims_figure:command")
+        if name == "figure":
             p.add_argument("--name", required=True, choices=FIGURES)
             p.add_argument("--out-dir", default="results/figures")
             p.add_argument(
@@ -279,6 +284,7 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
             p.add_argument(
                 "--pairs", default="results/tables/pairs.jsonl", help="per-pair verdicts (growup eval tidy)"
             )
+            p.add_argument("--figure-dir", default="results/figures", help="where claims.pdf|png go")
 
 
 def _add_artifacts(sub: argparse._SubParsersAction) -> None:

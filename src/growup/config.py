@@ -461,6 +461,7 @@ class TrainingSpec:
     fused_adamw: bool | str
     chunked_loss: bool
     loss_chunk_size: int
+    replicates: tuple[int, ...] | None  # training seeds of every adaptation run; None: (seed,)
     schedules: Mapping[str, ScheduleSpec]
 
     @classmethod
@@ -473,6 +474,7 @@ class TrainingSpec:
             checkpoint_every_base=every["base"],
             checkpoint_every_adaptation=every["adaptation"],
             checkpoint_every_languages=_mapping(_key(every, "training", "checkpoint_every", "languages")),
+            replicates=_tuple(_key(raw, "training", "replicates")),
             schedules=Table(raw["schedules"], lambda _, v: _build(ScheduleSpec, v)),
         )
 
@@ -492,6 +494,12 @@ class EvalSetSpec:
     revision: str | None
     good_column: str
     bad_column: str
+    strata: tuple[str, ...]  # columns a limited evaluation's sample is stratified by, in order
+
+
+def _eval_set(raw: Any) -> EvalSetSpec:
+    spec = _build(EvalSetSpec, raw)
+    return spec if isinstance(spec, Withheld) else replace(spec, strata=_tuple(spec.strata))
 
 
 @dataclass(frozen=True)
@@ -502,6 +510,7 @@ class EvaluationSpec:
     every_language: bool
     dtype: str
     limit: int | None
+    sample_seed: int  # seed of the stratified sample a limit scores (growup.evaluate.sample)
     multiblimp_languages: tuple[str, ...] | None
     multiblimp: EvalSetSpec
     blimp: EvalSetSpec
@@ -513,9 +522,9 @@ class EvaluationSpec:
             cls,
             raw,
             multiblimp_languages=_tuple(_key(raw, "evaluation", "multiblimp_languages")),
-            multiblimp=_build(EvalSetSpec, raw["multiblimp"]),
-            blimp=_build(EvalSetSpec, raw["blimp"]),
-            mpararel=_optional(EvalSetSpec, _key(raw, "evaluation", "mpararel")),
+            multiblimp=_eval_set(raw["multiblimp"]),
+            blimp=_eval_set(raw["blimp"]),
+            mpararel=None if (m := _key(raw, "evaluation", "mpararel")) is None else _eval_set(m),
         )
 
     def dataset(self, name: str) -> EvalSetSpec | None:
@@ -556,6 +565,7 @@ class MergingSpec:
     base: Mapping[str, str]
     reference_configs: str | None
     random_seed: int | None
+    replicates: str  # one: merge the study seed's runs; all: every seed replicate's runs, each a merge
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any]) -> MergingSpec:
@@ -577,6 +587,7 @@ class MergingSpec:
 class ReportSpec:
     SCHEMA: ClassVar[tuple[str, ...]] = ("report",)
     method_spread: float
+    margin: float  # the non-inferiority margin δ of "match or surpass", in accuracy points
     confidence: float
     bootstrap_resamples: int
     bootstrap_seed: int

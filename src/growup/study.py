@@ -20,7 +20,7 @@ import json
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +62,9 @@ LEADERBOARD = "merge_leaderboard"  # results/tables/<this>.csv|md, and the figur
 # STUDY.md "Merging (mergekit)": the paper's five methods (any other is beyond the paper)
 PAPER_METHODS = ("linear", "multislerp", "task_arithmetic", "ties", "dare_ties")
 SUBSET_SEPARATOR = "+"  # a merge's languages joined in the config's order: ekk+fao+isl
+# a seed replicate of a language or multilingual run (or of a merge of replicates): `<name>-s<seed>`;
+# the replicate of the study's own `seed` keeps the plain name. No run or subset ends in `-s<digits>`
+REPLICATE = re.compile(r"^(?P<name>.+)-s(?P<seed>\d+)$")
 
 
 def run_name(prefix: str, setup: str) -> str:
@@ -88,6 +91,7 @@ class Name:
     setup: str | None
     method: str | None = None  # merges only
     subset: str | None = None  # merges only
+    replicate: int | None = None  # the seed of a replicate (`-s<seed>`); None: the study's seed
 
     @property
     def language(self) -> str | None:
@@ -95,9 +99,28 @@ class Name:
         return self.prefix if self.kind == "language" else None
 
 
+def replicate_name(name: str, seed: int | None) -> str:
+    """The name of seed `seed`'s replicate of run (or merge) `name`; None: `name` itself."""
+    return name if seed is None else f"{name}-s{seed}"
+
+
+def split_replicate(name: str) -> tuple[str, int | None]:
+    """(`name` without its replicate suffix, the replicate's seed or None), by shape."""
+    match = REPLICATE.match(name)
+    return (match["name"], int(match["seed"])) if match else (name, None)
+
+
 def parse_name(name: str) -> Name:
-    """`ekk-2x` → a language run; `merge-2x-ties-ekk+fao` → a merge; `english-1x` → English.
-    By shape alone (no config): the evaluation table names every model this way."""
+    """`ekk-2x` → a language run; `merge-2x-ties-ekk+fao` → a merge; `english-1x` → English;
+    `ekk-2x-s1` → seed 1's replicate of ekk-2x. By shape alone (no config): the evaluation table
+    names every model this way."""
+    base, seed = split_replicate(name)
+    if seed is not None:
+        return replace(_parse_plain(base), replicate=seed)
+    return _parse_plain(name)
+
+
+def _parse_plain(name: str) -> Name:
     if name.startswith(f"{MERGE}-"):
         rest = name.removeprefix(f"{MERGE}-")
         setup = next((s for s in sorted(SETUPS, key=len, reverse=True) if rest.startswith(s + "-")), None)
@@ -113,13 +136,54 @@ def parse_name(name: str) -> Name:
 
 
 def trained_runs(study: Study) -> list[str]:
-    """Every run the study trains."""
+    """Every run the study trains (each seed replicate is a run of its own)."""
     langs = [*study.data.language_codes, MULTILINGUAL]
     setups = [s for s in SETUPS if s != CLONED_SETUP]
     return [
         SEED,
         *(run_name(ENGLISH, s) for s in setups),
         *(run_name(lang, s) for lang in langs for s in SETUPS),
+        *replicate_runs(study),
+    ]
+
+
+# --- seed replicates: config key `training.replicates` (default: the study's `seed` alone) -------
+
+
+def replicate_seeds(study: Study) -> tuple[int, ...]:
+    """The training seeds every language and multilingual run is trained with."""
+    seeds = study.training.replicates
+    return tuple(seeds) if seeds is not None else (study.seed,)
+
+
+def replicate_runs(study: Study) -> list[str]:
+    """The extra replicates: every language and multilingual run once per seed other than the
+    study's `seed` (whose runs keep their plain names). The base runs (seed, english) and the
+    clone are shared starting points, trained once."""
+    extra = [seed for seed in replicate_seeds(study) if seed != study.seed]
+    langs = [*study.data.language_codes, MULTILINGUAL]
+    return [replicate_name(run_name(lang, s), seed) for seed in extra for lang in langs for s in SETUPS]
+
+
+def run_seed(study: Study, name: str) -> int:
+    """The training seed of a run: its replicate's seed, else the study's `seed`."""
+    seed = parse_name(name).replicate
+    return study.seed if seed is None else seed
+
+
+def replicate_problems(study: Study) -> list[str]:
+    """`training.replicates` must hold the study's seed: its runs are the plain-named ones, which
+    merges use unless `merging.replicates` is `all`."""
+    seeds = study.training.replicates
+    if seeds is None or study.seed in seeds:
+        return []
+    return [
+        problem_line(
+            "training.replicates",
+            list(seeds),
+            f"must include the study's seed {study.seed} (its runs keep their plain names)",
+            f"lists of distinct seeds holding {study.seed}",
+        )
     ]
 
 
@@ -128,6 +192,8 @@ def parse_run(study: Study, name: str) -> tuple[str, str | None, str | None]:
     valid ones. Parsed by shape and one language lookup, so a job that declares one language can
     parse it. The language is the multilingual run's prefix too (`multilingual`)."""
     parsed = parse_name(name) if not name.startswith(f"{MERGE}-") else None
+    if parsed is not None and parsed.replicate is not None and parsed.kind not in ("language", MULTILINGUAL):
+        parsed = None  # only adaptation runs have replicates
     if parsed is not None:
         if parsed.kind == SEED:
             return SEED, None, None
@@ -385,7 +451,7 @@ def check_study(raw: Mapping[str, Any], source: str) -> Study:
     job (`growup.checks`, then the grid's names): a `ConfigError` of one line per problem."""
     check_config(raw, source)
     study = Study.from_mapping(raw, source=source)
-    if problems := grid_problems(study):
+    if problems := grid_problems(study) + replicate_problems(study):
         raise ConfigError("\n".join(f"{source}: {p}" for p in problems))
     return study
 
@@ -406,27 +472,37 @@ class Merge:
     setup: str
     method: str
     subset: tuple[str, ...]
+    replicate: int | None = None  # a merge of seed `replicate`'s runs (`merging.replicates: all`)
 
     @property
     def subset_name(self) -> str:
         return SUBSET_SEPARATOR.join(self.subset)
 
     @property
+    def leaf(self) -> str:
+        """The merge's last path part: its subset, with the replicate's suffix (`isl+swe-s1`)."""
+        return replicate_name(self.subset_name, self.replicate)
+
+    @property
     def name(self) -> str:
-        return merge_name(self.setup, self.method, self.subset_name)
+        return merge_name(self.setup, self.method, self.leaf)
+
+    def run(self, lang: str) -> str:
+        """The run of `lang` this merge reads: its setup's, of the merge's replicate."""
+        return replicate_name(run_name(lang, self.setup), self.replicate)
 
     def _under(self, root: str | os.PathLike[str], leaf: str) -> Path:
         """root/<setup>/<method>/<leaf>, each part a plain name and the path inside `root`."""
         path_part(self.setup, "merge setup")
         path_part(self.method, "merge method", METHOD_NAME)
-        path_part(self.subset_name, "merge subset")
+        path_part(self.leaf, "merge subset")
         return under_root(Path(root) / self.setup / self.method / leaf, root, f"merge {self.name}")
 
     def yaml_path(self, root: str | os.PathLike[str]) -> Path:
-        return self._under(root, f"{self.subset_name}.yaml")
+        return self._under(root, f"{self.leaf}.yaml")
 
     def model_path(self, root: str | os.PathLike[str]) -> Path:
-        return self._under(root, self.subset_name)
+        return self._under(root, self.leaf)
 
     @classmethod
     def parse(cls, study: Study, setup: str, method: str, subset: str) -> Merge:
@@ -436,6 +512,7 @@ class Merge:
             raise GrowupError(f"merge setup {setup!r} is not one of {list(SETUPS)}")
         if not METHOD_NAME.fullmatch(method):
             raise GrowupError(f"merge method {method!r} is not a method name; allowed: {METHOD_NAME.pattern}")
+        subset, replicate = split_replicate(subset)  # `isl+swe-s1`: the merge of seed 1's runs
         languages = tuple(subset.split(SUBSET_SEPARATOR))
         unknown = [lang for lang in languages if lang not in study.data.language_table]
         if unknown or len(languages) < 2 or len(set(languages)) != len(languages):
@@ -443,7 +520,7 @@ class Merge:
                 f"merge subset {subset!r} must join two or more distinct study languages with "
                 f"{SUBSET_SEPARATOR!r}; languages: {list(study.data.language_codes)}"
             )
-        return cls(setup, method, languages)
+        return cls(setup, method, languages, replicate)
 
 
 def merging(study: Study) -> MergingSpec:
@@ -472,16 +549,25 @@ def language_subsets(study: Study) -> list[tuple[str, ...]]:
 
 
 def merge_grid(study: Study) -> list[Merge]:
-    """Every merge of the study, in a fixed order (setup, method, subset); a method entry with
-    `setups` runs for those setups only."""
+    """Every merge of the study, in a fixed order (setup, method, subset, replicate); a method
+    entry with `setups` runs for those setups only."""
     cfg = merging(study)
     return [
-        Merge(s, m, sub)
+        Merge(s, m, sub, replicate)
         for s in cfg.setups
         for m, entry in cfg.methods.items()
         if s in (entry.setups or cfg.setups)
         for sub in language_subsets(study)
+        for replicate in merge_replicates(study)
     ]
+
+
+def merge_replicates(study: Study) -> list[int | None]:
+    """Which replicates are merged: the plain runs (None), and with `merging.replicates: all`
+    every other seed's runs too, each a merge of its own."""
+    if merging(study).replicates != "all":
+        return [None]
+    return [None, *(seed for seed in replicate_seeds(study) if seed != study.seed)]
 
 
 def grid_counts(merges: Sequence[Merge]) -> dict[str, int]:
@@ -506,7 +592,8 @@ def _fetch(study: Study, source: str) -> list[str]:
 def _train(study: Study, run: str) -> list[str]:
     kind, lang, _ = parse_run(study, run)
     schedule = lang if kind == "language" else kind
-    training = [f"training.{key}" for key in study.raw["training"] if key != "schedules"]
+    # not `training.replicates`: a replicate's seed is in its name, so a new seed retrains nothing
+    training = [f"training.{key}" for key in study.raw["training"] if key not in ("schedules", "replicates")]
     data = {
         "seed": ["data.epoch_seeds", "data.base_stage_seeds"],
         "english": ["data.epoch_seeds", "data.base_stage_seeds"],
@@ -559,7 +646,13 @@ JOBS: Mapping[str, Callable[..., list[str]]] = {
     "eval merge": lambda study, setup, method, subset: EVALUATION,
     "eval tidy": lambda study: [BENCHMARK_CODES, *BOOTSTRAP],
     "merge run": _merge,
-    "merge configs": lambda study: ["merging", LANGUAGE_CODES, "released.models"],
+    "merge configs": lambda study: [
+        "merging",
+        LANGUAGE_CODES,
+        "released.models",
+        "seed",
+        "training.replicates",
+    ],
     "report tables": lambda study: [],
     "report leaderboard": lambda study: BOOTSTRAP,
     "report figure": lambda study, name: ["report.confidence"] if name == LEADERBOARD else [],

@@ -86,7 +86,7 @@ def run_budgets(wc):
 
 
 def merge_of(wc):
-    return Merge(wc.setup, wc.method, tuple(wc.subset.split("+")))
+    return Merge.parse(STUDY, wc.setup, wc.method, wc.subset)  # a subset `isl+swe-s1`: seed 1's runs
 
 
 def _alternatives(names):  # a pattern of exactly these names; none: one that matches nothing

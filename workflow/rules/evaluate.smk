@@ -4,7 +4,7 @@
 EVAL_DIRS = [
     *[f"evals/{run}" for run in EVALUATED_RUNS],
     f"evals/{ENGLISH_CLONE}",
-    *[f"evals/merges/{m.setup}/{m.method}/{m.subset_name}" for m in MERGES],
+    *[f"evals/merges/{m.setup}/{m.method}/{m.leaf}" for m in MERGES],
 ]
 
 
@@ -76,11 +76,10 @@ rule tidy:
         pairs="results/tables/pairs.jsonl",
     params:
         spec=spec("eval tidy"),
-        root=lambda wc, input: os.path.commonpath(input.evals),
     log:
         "logs/report/tidy.log",
     benchmark:
         "logs/benchmarks/report/tidy.tsv"
     shell:
-        "growup eval tidy --spec {params.spec:q} --evals {params.root} --out {output.evals} "
+        "growup eval tidy --spec {params.spec:q} --evals {input.evals} --out {output.evals} "
         "--pairs {output.pairs} > {log} 2>&1"

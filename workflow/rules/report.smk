@@ -1,5 +1,6 @@
-# Report: tables, figures and the claims check, each a function of results/tables/evals.csv (and its
-# per-pair verdicts, pairs.jsonl) alone; the leaderboard figure draws the leaderboard table.
+# Report: tables, figures and the claims check (with its figure), each a function of
+# results/tables/evals.csv alone (and, for the claims and the leaderboard, the per-pair verdicts
+# beside it); the leaderboard figure draws the leaderboard table.
 
 
 rule tables:
@@ -80,13 +81,16 @@ rule claims:
         evals="results/tables/evals.csv",
         pairs="results/tables/pairs.jsonl",
     output:
-        report("results/claims.md", caption="../report/claims.rst", category="Claims"),
+        claims=report("results/claims.md", caption="../report/claims.rst", category="Claims"),
+        pdf="results/figures/claims.pdf",
+        png=report("results/figures/claims.png", caption="../report/claims.rst", category="Claims"),
     params:
         spec=spec("report claims"),
+        figures=lambda wc, output: os.path.dirname(output.pdf),
     log:
         "logs/report/claims.log",
     benchmark:
         "logs/benchmarks/report/claims.tsv"
     shell:
         "growup report claims --spec {params.spec:q} --evals-csv {input.evals} --pairs {input.pairs} "
-        "--out {output} > {log} 2>&1"
+        "--out {output.claims} --figure-dir {params.figures} > {log} 2>&1"

@@ -31,8 +31,9 @@ from typing import Any
 import torch
 
 from growup import hub
-from growup.config import Study
+from growup.config import EvalSetSpec, Study
 from growup.errors import GrowupError
+from growup.evaluate.sample import choose as choose_sample
 from growup.integrity import IntegrityError
 from growup.study import parse_run
 
@@ -89,6 +90,17 @@ def task_manager() -> Any:
     return TaskManager(include_path=[str(multiblimp), str(TASK_DIR)], include_defaults=False)
 
 
+def task_source(study: Study, task: str) -> EvalSetSpec:
+    """The evaluation set (config key `evaluation.<set>`) a task reads."""
+    ev = study.evaluation
+    if task.startswith("multiblimp_"):
+        return ev.multiblimp
+    source = ev.blimp if task == "growup_blimp_single_error" else ev.mpararel
+    if source is None:
+        raise GrowupError(f"task {task!r} needs config key 'evaluation.{task.split('_', 1)[1]}'")
+    return source
+
+
 def task_config(manager: Any, study: Study, task: str) -> dict[str, Any]:
     """The task's own YAML config with its dataset routed through the Hub root in force."""
     entry = manager.task_index.get(task)
@@ -97,13 +109,8 @@ def task_config(manager: Any, study: Study, task: str) -> dict[str, Any]:
             f"lm-eval has no task {task!r}: check the language codes in config key 'data.languages'"
         )
     cfg = copy.deepcopy(entry.cfg)
-    ev = study.evaluation
-    if task.startswith("multiblimp_"):
-        source = ev.multiblimp
-    else:
-        source = ev.blimp if task == "growup_blimp_single_error" else ev.mpararel
-        if source is None:
-            raise GrowupError(f"task {task!r} needs config key 'evaluation.{task.split('_', 1)[1]}'")
+    source = task_source(study, task)
+    if not task.startswith("multiblimp_"):
         cfg["dataset_name"] = source.config
         cfg["doc_to_choice"] = "{{[" + source.good_column + ", " + source.bad_column + "]}}"
     cfg["dataset_path"] = hub.resolve(source.hub_id, study.hub_root)
@@ -367,14 +374,19 @@ def check_finite(results: dict[str, Any], model: str) -> None:
 
 
 def evaluate(lm: Any, study: Study, tasks: list[str], limit: int | None = None) -> dict[str, Any]:
-    """Run lm-eval on `tasks`; returns its results dict (with per-pair samples), minus timings."""
+    """Run lm-eval on `tasks`; returns its results dict (with per-pair samples), minus timings.
+    With a `limit`, each task scores its stratified sample (`growup.evaluate.sample`), recorded
+    under `growup_samples`."""
     import lm_eval
 
+    built = build_tasks(study, tasks)
+    strata = {task: task_source(study, task).strata for task in tasks}
+    chosen = choose_sample(tasks, built, limit, strata, study.evaluation.sample_seed)
     results = lm_eval.simple_evaluate(
         model=lm,
-        tasks=build_tasks(study, tasks),
+        tasks=built,
         task_manager=task_manager(),
-        limit=limit,
+        samples={task: list(s.ids) for task, s in chosen.items()} if chosen else None,
         log_samples=True,
         bootstrap_iters=1000,
         random_seed=0,
@@ -383,6 +395,8 @@ def evaluate(lm: Any, study: Study, tasks: list[str], limit: int | None = None) 
         fewshot_random_seed=0,
     )
     check_finite(results, getattr(getattr(lm, "model", None), "name_or_path", "the model"))
+    if chosen:
+        results["growup_samples"] = {task: s.record() for task, s in chosen.items()}
     for key in VOLATILE:
         results.pop(key, None)
     for cfg in results.get("configs", {}).values():  # Hub ids, not where the mirror lives

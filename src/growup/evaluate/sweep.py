@@ -42,6 +42,8 @@ def _task_files(results: dict[str, Any], task: str, meta: dict[str, Any]) -> tup
     one = {k: {task: results[k][task]} for k in keep if task in results.get(k, {})}
     one["config"] = {k: v for k, v in results.get("config", {}).items() if k != "model"}
     one["growup"] = meta
+    if task in results.get("growup_samples", {}):  # the items a limit scored (lm-eval's --samples)
+        one["growup"] = {**meta, "sample": results["growup_samples"][task]}
     samples = [
         {
             "doc_id": s["doc_id"],

@@ -8,12 +8,15 @@ import csv
 import io
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from growup.accounting import Lineage
 from growup.io import atomic_write_text
+from growup.report.power import SeedBootstrap
 from growup.report.stats import Bootstrap, Pairs, interval
+from growup.study import split_replicate
 
 COLUMNS = (
     "model",
@@ -33,6 +36,10 @@ COLUMNS = (
     "total_flops",
 )
 METRICS = ("acc", "acc_norm")
+# with seed replicates (training.replicates), every row of a replicated run also carries its
+# recipe's mean over seeds and that mean's two-level interval (seeds and pairs resampled)
+SEED_COLUMNS = ("seeds", "seed_mean", "seed_ci_low", "seed_ci_high")
+FLOATS = ("value", "stderr", "ci_low", "ci_high", *SEED_COLUMNS[1:])  # written with 6 decimals
 
 
 def benchmark_of(task: str, iso_to_code: dict[str, str]) -> tuple[str, str]:
@@ -91,16 +98,19 @@ def read_samples(path: Path, result: dict[str, Any], pairs: Pairs) -> None:
 
 
 def collect(
-    evals_root: str | os.PathLike[str],
+    evals_root: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     iso_to_code: dict[str, str],
     confidence: float,
     resamples: int,
     seed: int,
 ) -> tuple[list[dict[str, Any]], Pairs]:
-    """Every row of every results file under `evals_root` (at any depth), sorted for stable
-    output, each with its `confidence` bootstrap interval; and the per-pair verdicts behind them."""
+    """Every row of every results file under `evals_root` (a folder, or the study's evaluation
+    folders, so a stale folder, e.g. of a seed no longer configured, is never read; at any depth),
+    sorted for stable output, each with its `confidence` bootstrap interval; and the per-pair
+    verdicts behind them."""
+    roots = [evals_root] if isinstance(evals_root, (str, os.PathLike)) else list(evals_root)
     rows, pairs = [], Pairs()
-    for path in sorted(Path(evals_root).rglob("*.json")):
+    for path in sorted({p for root in roots for p in Path(root).rglob("*.json")}):
         result = json.loads(path.read_text(encoding="utf-8"))
         if isinstance(result, dict) and "growup" in result and "results" in result:
             rows.extend(rows_from_result(result, iso_to_code))
@@ -113,7 +123,25 @@ def collect(
         )
         if key in pairs and row["n"] == "":
             row["n"] = len(pairs.cells[key].doc_ids)
+    add_seed_means(rows, SeedBootstrap(boot, seed), confidence)
     return sorted(rows, key=lambda r: (r["model"], _step_key(r["step"]), r["task"], r["metric"])), pairs
+
+
+def add_seed_means(rows: list[dict[str, Any]], seeds: SeedBootstrap, confidence: float) -> None:
+    """Each row of a run with seed replicates gets its recipe's seed count, mean over seeds and
+    two-level interval (`SEED_COLUMNS`); a study of one seed gets no such columns."""
+    replicated = {recipe for recipe, members in seeds.groups.items() if len(members) > 1}
+    if not replicated:
+        return
+    for row in rows:
+        recipe = (split_replicate(row["model"])[0], str(row["step"]), row["task"], row["metric"])
+        if recipe in replicated:
+            low, high = interval(seeds.replicates(recipe), confidence)
+            row.update(
+                seeds=seeds.seeds(recipe), seed_mean=seeds.point(recipe), seed_ci_low=low, seed_ci_high=high
+            )
+        else:
+            row.update(dict.fromkeys(SEED_COLUMNS, ""))
 
 
 def _step_key(step: Any) -> tuple[int, str]:
@@ -122,14 +150,16 @@ def _step_key(step: Any) -> tuple[int, str]:
 
 def write_csv(rows: list[dict[str, Any]], out: str | os.PathLike[str]) -> None:
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+    columns = COLUMNS + (SEED_COLUMNS if rows and "seeds" in rows[0] else ())
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for row in rows:
         writer.writerow(
             {
                 k: (
                     f"{v:.6f}"
-                    if isinstance(v, float) and k in ("value", "stderr", "ci_low", "ci_high")
+                    if isinstance(v, float)
+                    and k in ("value", "stderr", "ci_low", "ci_high", *SEED_COLUMNS[1:])
                     else v
                 )
                 for k, v in row.items()

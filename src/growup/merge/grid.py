@@ -60,7 +60,7 @@ def merge_config(
     weight = {"weight": cfg.weight} if declares_weight(method.merge_method) else {}
     models = [
         {
-            "model": reference(run_name(lang, merge.setup), checkpoints),
+            "model": reference(merge.run(lang), checkpoints),
             "parameters": {**weight, **(method.model_parameters or {})},
         }
         for lang in merge.subset

@@ -1,14 +1,13 @@
 """The `growup report` verbs: each takes the parsed arguments and calls this package's functions.
-Each imports only what it draws with (`report figure` alone loads matplotlib)."""
+Each imports only what it draws with (`report figure` and `report claims` load matplotlib, in
+`figures.py` and `claims_figure.py`)."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 
-from growup.io import atomic_write_text
 from growup.report import tables as table_writers
-from growup.report.claims import claims_markdown
 from growup.report.frame import load
 from growup.report.leaderboard import leaderboard as merge_leaderboard
 from growup.report.leaderboard import write as write_leaderboard
@@ -35,18 +34,3 @@ def leaderboard(args: argparse.Namespace) -> None:
     )
     write_leaderboard(table, f"{args.out_dir}/{LEADERBOARD}")
 
-
-def claims(args: argparse.Namespace) -> None:
-    """`growup report claims`: results/claims.md from the tidy table and the per-pair verdicts."""
-    study = load_job(args.spec, args.configfile, "report claims")
-    rep = study.report
-    text = claims_markdown(
-        load(args.evals_csv),
-        Pairs.load(args.pairs),
-        confidence=rep.confidence,
-        resamples=rep.bootstrap_resamples,
-        seed=rep.bootstrap_seed,
-        spread=rep.method_spread,
-        study=study.name,
-    )
-    atomic_write_text(args.out, text)

@@ -54,6 +54,8 @@ from growup.study import (
 log = logging.getLogger(__name__)
 COLORS = dict(zip(SETUPS, ("#4C72B0", "#DD8452", "#55A868"), strict=True))  # one colour per setup
 BAND_ALPHA = 0.18
+SEED_SPREAD = ("seed_min", "seed_max")  # evals.csv's lowest and highest seed (growup.report.frame)
+SEED_LABEL = "lowest to highest seed"
 # applied while a figure is drawn and saved (draw, render), never to the importing process
 STYLE = {
     "figure.dpi": 110,
@@ -66,7 +68,7 @@ STYLE = {
 }
 
 
-def _subplots(*grid: int, figsize: tuple[float, float], **kw: Any) -> tuple[Figure, Any]:
+def subplots(*grid: int, figsize: tuple[float, float], **kw: Any) -> tuple[Figure, Any]:
     """A figure and its axes on an Agg canvas of its own: no pyplot state, no global backend."""
     fig = Figure(figsize=figsize, layout="constrained")
     FigureCanvasAgg(fig)
@@ -84,8 +86,15 @@ def curve(df: pd.DataFrame, run: str, setup: str, task_filter) -> pd.DataFrame:
         first = start.loc[[start["step"].map(lambda s: int(s) if s.isdigit() else 1 << 62).idxmax()]].copy()
         first[["tokens", "flops"]] = 0
         points = pd.concat([first, points])
+    spread = (
+        {"seed_min": ("seed_min", "mean"), "seed_max": ("seed_max", "mean")} if "seed_min" in points else {}
+    )
     points = points.groupby("tokens", as_index=False).agg(
-        value=("value", "mean"), low=("ci_low", "mean"), high=("ci_high", "mean"), flops=("flops", "first")
+        value=("value", "mean"),
+        low=("ci_low", "mean"),
+        high=("ci_high", "mean"),
+        flops=("flops", "first"),
+        **spread,
     )
     return points.sort_values("tokens")
 
@@ -94,11 +103,34 @@ def _line(ax: Axes, x: pd.Series, c: pd.DataFrame, setup: str) -> None:
     ax.plot(x, c["value"], "o-", ms=3, color=COLORS[setup], label=setup)
     if c["low"].notna().all():
         ax.fill_between(x, c["low"], c["high"], color=COLORS[setup], alpha=BAND_ALPHA, lw=0)
+    # the setups' seed bars side by side at a shared point (a dodge of 1% of the axis per setup)
+    dodge = (SETUPS.index(setup) - 1) * 0.01 * (float(x.max() - x.min()) if len(x) else 0.0)
+    _seed_range(ax, x + dodge, c, COLORS[setup])
+
+
+def _seed_range(ax: Axes, x: Any, c: pd.DataFrame, color: Any, width: float = 2.2) -> None:
+    """With seed replicates: the lowest to the highest seed at each point, as a bar (evals.csv's
+    seed_min/seed_max); the line is the mean over seeds and the band its two-level interval."""
+    if "seed_min" not in c or not c["seed_min"].notna().any():
+        return
+    ax.vlines(x, c["seed_min"], c["seed_max"], color=color, lw=width, alpha=0.75, zorder=3)
+
+
+def _seed_legend(fig: Figure, df: pd.DataFrame) -> None:
+    """A note under the figure saying what the seed bars are, when there are replicates."""
+    if "seeds" in df and (df["seeds"].fillna(1) > 1).any():
+        seeds = int(df["seeds"].max())
+        fig.supxlabel(
+            f"line: mean over {seeds} training seeds; band: its interval over seeds and pairs; "
+            "bar: lowest to highest seed",
+            fontsize=7,
+            color="0.35",
+        )
 
 
 def data_efficiency(df: pd.DataFrame) -> Figure:
     langs = sorted(df.loc[df["kind"] == "language", "run_language"].dropna().unique())
-    fig, axes = _subplots(
+    fig, axes = subplots(
         len(langs), 2, figsize=(8, 0.4 + 2.0 * len(langs)), squeeze=False, sharey="row", layout="constrained"
     )
     for row, lang in zip(axes, langs, strict=True):
@@ -120,6 +152,7 @@ def data_efficiency(df: pd.DataFrame) -> Figure:
     axes[0][0].set_title("per token")
     axes[0][1].set_title("per FLOP (rings: FLOP-matched to 1x final)")
     _legend(fig, axes[0][0])
+    _seed_legend(fig, df)
     return fig
 
 
@@ -134,7 +167,7 @@ def english_retention(df: pd.DataFrame) -> Figure:
     benches = [("blimp", "English BLiMP (single error)"), ("multiblimp", "MultiBLiMP eng")]
     present = set(metric(df[df["language"] == "eng"])["benchmark"])
     benches = [b for b in benches if b[0] in present] or benches
-    fig, axes = _subplots(1, len(benches), figsize=(4 * len(benches), 3), squeeze=False, layout="constrained")
+    fig, axes = subplots(1, len(benches), figsize=(4 * len(benches), 3), squeeze=False, layout="constrained")
     runs = df[df["kind"] == "language"]
     for ax, (bench, title) in zip(axes[0], benches, strict=True):
         english = lambda r, bench=bench: (r["benchmark"] == bench) & (r["language"] == "eng")  # noqa: E731
@@ -146,12 +179,14 @@ def english_retention(df: pd.DataFrame) -> Figure:
                 continue
             # every run is scored on the same English pairs: the mean of the runs' bounds is a
             # conservative band for the mean curve
-            mean = pd.concat(curves).groupby("tokens", as_index=False)[["value", "low", "high"]].mean()
+            columns = [c for c in ("value", "low", "high", "seed_min", "seed_max") if c in curves[0]]
+            mean = pd.concat(curves).groupby("tokens", as_index=False)[columns].mean()
             _line(ax, mean["tokens"], mean, setup)
         ax.set_title(title)
         ax.set_xlabel("adaptation tokens")
     axes[0][0].set_ylabel("accuracy (mean over languages)")
     _legend(fig, axes[0][0])
+    _seed_legend(fig, df)
     return fig
 
 
@@ -170,7 +205,7 @@ def merge_heatmaps(df: pd.DataFrame) -> Figure:
     longest = max((len(s) for s in subsets), default=4)
     width = 1.6 + 0.1 * max((len(m) for m in methods), default=4) + 0.42 * max(len(subsets), 3)
     height = 0.5 + len(setups) * (0.45 + 0.36 * max(len(methods), 1)) + 0.065 * longest
-    fig, axes = _subplots(
+    fig, axes = subplots(
         len(setups), 1, figsize=(max(width, 4.5), height), squeeze=False, sharex=True, layout="constrained"
     )
     vmin, vmax = (table["target_acc"].min(), table["target_acc"].max()) if not table.empty else (0, 1)
@@ -226,8 +261,16 @@ def merged_vs_joint(df: pd.DataFrame) -> Figure:
         setup: combined_interval(rows[["task", "value", "ci_low", "ci_high"]].itertuples(index=False))
         for setup, rows in joint_rows.groupby("setup")
     }
+    joint_seeds = (
+        {
+            setup: (rows["seed_min"].mean(), rows["seed_max"].mean())
+            for setup, rows in joint_rows.groupby("setup")
+        }
+        if "seed_min" in joint_rows
+        else {}
+    )
     methods = sorted(full["method"].unique()) if not full.empty else []
-    fig, ax = _subplots(figsize=(7, 3.4), layout="constrained")
+    fig, ax = subplots(figsize=(7, 3.4), layout="constrained")
     width = 0.8 / (len(methods) + 1)
     for i, setup in enumerate(SETUPS):
         bars = []
@@ -239,8 +282,25 @@ def merged_vs_joint(df: pd.DataFrame) -> Figure:
                 else (np.nan,) * 3
             )
         bars.append(joint.get(setup, (np.nan,) * 3))
+        spread = [
+            tuple(v[c].iloc[0] for c in ("target_acc_seed_min", "target_acc_seed_max"))
+            if len(v := full[(full["setup"] == setup) & (full["method"] == m)])
+            and "target_acc_seed_min" in full
+            else (np.nan, np.nan)
+            for m in methods
+        ] + [joint_seeds.get(setup, (np.nan, np.nan))]
         for j, (value, low, high) in enumerate(bars):
             is_joint = j == len(methods)
+            if not np.isnan(spread[j][0]):  # the seeds' range, beside the interval's whisker
+                first = not any(c.get_label() == SEED_LABEL for c in ax.collections)
+                ax.vlines(
+                    i + j * width + width / 4,
+                    *spread[j],
+                    color="0.85" if is_joint else "black",
+                    lw=2.4,
+                    zorder=3,
+                    label=SEED_LABEL if first else None,
+                )
             ax.bar(
                 i + j * width,
                 value,
@@ -268,7 +328,7 @@ def merge_leaderboard(table: pd.DataFrame, confidence: float = 0.95) -> Figure:
     rows = table[table["subset"] == ALL]
     setups = [s for s in SETUPS if s in set(rows["setup"])] or list(SETUPS)
     most = int(rows.groupby("setup").size().max()) if len(rows) else 1
-    fig, axes = _subplots(
+    fig, axes = subplots(
         len(setups),
         2,
         figsize=(8.4, 0.7 + len(setups) * (0.55 + 0.26 * most)),
@@ -323,6 +383,14 @@ def merge_leaderboard(table: pd.DataFrame, confidence: float = 0.95) -> Figure:
         title_fontsize=8,
     )
     return fig
+
+
+def _merge_seeds(table: pd.DataFrame, setup: str, method: str) -> tuple[float, float]:
+    """The lowest and highest seed of a merge's mean target accuracy (NaN without replicates)."""
+    row = table[(table["setup"] == setup) & (table["method"] == method)]
+    if row.empty or "target_acc_seed_min" not in row:
+        return np.nan, np.nan
+    return row["target_acc_seed_min"].iloc[0], row["target_acc_seed_max"].iloc[0]
 
 
 def _texts(fig: Figure) -> list[tuple[str, matplotlib.text.Text, int]]:
@@ -423,7 +491,13 @@ def render(
     """Draw figure `name` and write <out_dir>/<name>.pdf and .png (byte-stable metadata); a label
     clipped or overlapping is logged as a warning."""
     with matplotlib.rc_context(STYLE):
-        fig = draw(name, df, leaderboard, confidence)
+        return save(draw(name, df, leaderboard, confidence), name, out_dir)
+
+
+def save(fig: Figure, name: str, out_dir: str | os.PathLike[str]) -> list[Path]:
+    """Write a drawn figure as <out_dir>/<name>.pdf and .png, atomically, with byte-stable
+    metadata, under the study's STYLE; a label clipped or overlapping is logged as a warning."""
+    with matplotlib.rc_context(STYLE):
         for problem in layout_problems(fig):
             log.warning("figure %s: %s", name, problem)
         out_dir = Path(out_dir)

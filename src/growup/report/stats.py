@@ -17,6 +17,7 @@ import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -166,11 +167,14 @@ def interval(reps: np.ndarray, confidence: float) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def p_value(reps: np.ndarray, null: float = 0.0) -> float:
+def p_value(reps: np.ndarray, null: float = 0.0) -> Any:
     """Two-sided bootstrap p-value of `statistic == null`: twice the share of replicates on the far
-    side of `null` (add-one smoothed, so it is never 0 from a finite number of resamples)."""
-    below, above = int(np.sum(reps <= null)), int(np.sum(reps >= null))
-    return min(1.0, 2 * (min(below, above) + 1) / (len(reps) + 1))
+    side of `null` (add-one smoothed, so it is never 0 from a finite number of resamples). Along
+    the last axis: a float for one set of replicates, an array for a stack of them."""
+    reps = np.asarray(reps)
+    below, above = np.sum(reps <= null, axis=-1), np.sum(reps >= null, axis=-1)
+    p = np.minimum(1.0, 2 * (np.minimum(below, above) + 1) / (reps.shape[-1] + 1))
+    return float(p) if np.ndim(p) == 0 else p
 
 
 def holm(pvalues: list[float]) -> list[float]:
@@ -200,6 +204,13 @@ class Comparison:
     null: float = 0.0
     p_holm: float = math.nan
     decision: str = INCONCLUSIVE
+    # what the design could decide (growup.report.power): pairs per task, the discordant share,
+    # the minimum detectable difference from `null` and the pairs per task that would decide
+    # the observed difference
+    pairs: tuple[int, ...] = ()
+    discordant: float = math.nan
+    mdd: float = math.nan
+    needed: float = math.nan
 
 
 def compare(

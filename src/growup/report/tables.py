@@ -50,9 +50,13 @@ def merge_table(df: pd.DataFrame) -> pd.DataFrame:
                 part[["task", "value", "ci_low", "ci_high"]].itertuples(index=False)
             )
             row |= {name: round(mean, 4), name + "_low": round(low, 4), name + "_high": round(high, 4)}
+        if "seed_min" in target:  # merges of every seed: the mean over languages of each bound
+            row |= {f"target_acc_seed_{b}": round(target[f"seed_{b}"].mean(), 4) for b in ("min", "max")}
         rows.append(row)
     columns = ["setup", "method", "subset", "languages"]
     columns += [n + s for n in ("target_acc", "english_acc") for s in ("", *BOUNDS)]
+    if rows and "target_acc_seed_min" in rows[0]:
+        columns += ["target_acc_seed_min", "target_acc_seed_max"]
     if not rows:
         return pd.DataFrame(columns=columns)
     table = pd.DataFrame(rows)[columns]

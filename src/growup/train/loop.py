@@ -43,6 +43,7 @@ from growup.errors import GrowupError
 from growup.io import atomic_dir
 from growup.models import attention
 from growup.models.checkpoint import copy_tokenizer, load_checkpoint, read_card, save_checkpoint
+from growup.study import run_seed
 from growup.train.gpus import device_peak_flops
 from growup.train.loss import causal_lm_loss, lm_loss
 from growup.train.mixture import Mixture
@@ -342,7 +343,7 @@ def setup(study: Study, run: str, init: Path, out: Path, data_dir: Path, max_ste
             "parent": str(init),
             "parent_tokens": parent.parent_tokens,
             "parent_flops": parent.parent_flops,
-            "seed": study.seed,
+            "seed": run_seed(study, run),
             "study": study.name,
         },
     )

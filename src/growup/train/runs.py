@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+
+import numpy as np
 
 from growup.accounting import run_cost, schedule_key
 from growup.config import ScheduleSpec, Study
 from growup.errors import GrowupError
-from growup.study import CODE, ENGLISH_ADAPTATION, ENGLISH_BASE, parse_run, replay_dataset
+from growup.study import CODE, ENGLISH_ADAPTATION, ENGLISH_BASE, parse_name, parse_run, replay_dataset
 from growup.train.launch import slurm_resources
 
 
@@ -59,8 +61,36 @@ def language_phases(study: Study, lang: str, budgets: dict) -> list[Phase]:
     ]
 
 
+def replicate_seed(seed: int, replicate: int | None) -> int:
+    """A data seed as seed replicate `replicate` draws it: the seed itself for the study's own runs
+    (None), else a stream of its own, mixed from both (numpy's SeedSequence)."""
+    if replicate is None:
+        return seed
+    return int(np.random.SeedSequence([seed, replicate]).generate_state(1)[0])
+
+
+def reseeded(spec: RunSpec, replicate: int | None) -> RunSpec:
+    """`spec` with every phase's and portion's seed drawn for replicate `replicate`: the same start
+    model and data, another order (and, for a partial epoch, another share of it)."""
+    if replicate is None:
+        return spec
+    phases = tuple(
+        Phase(
+            tuple(Portion(p.dataset, p.fraction, replicate_seed(p.seed, replicate)) for p in phase.portions),
+            replicate_seed(phase.seed, replicate),
+        )
+        for phase in spec.phases
+    )
+    return replace(spec, phases=phases)
+
+
 def run_spec(study: Study, name: str, data_dir: str | os.PathLike[str] = "data") -> RunSpec:
-    """The schedule and data phases of one run, from config (and data/unimax.json for languages)."""
+    """The schedule and data phases of one run, from config (and data/unimax.json for languages);
+    a seed replicate (`<run>-s<seed>`) reads them in its own order (`reseeded`)."""
+    return reseeded(_run_spec(study, name, data_dir), parse_name(name).replicate)
+
+
+def _run_spec(study: Study, name: str, data_dir: str | os.PathLike[str]) -> RunSpec:
     kind, lang, _ = parse_run(study, name)
     t = study.training
     if kind == "seed":
