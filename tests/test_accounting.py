@@ -1,7 +1,7 @@
 """One accounting of tokens and FLOPs: every consumer (budget, Snakemake resources, released
-cards, `model count`, the clone's card, the tidy table, the training loop) agrees with
-`growup.accounting` on every run of the paper config, and english-1x matches a hand computation
-from STUDY.md's numbers."""
+cards, `model count`, the clone's card, the tidy table, the training loop, `growup model fetch`)
+equals figures derived here by hand, run by run, from STUDY.md's numbers (the paper config) and
+from config/config.yaml's shapes and schedules (the mini study), never from `growup.accounting`."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from growup.report.sizes import count_rows
 from growup.study import load_config, parse_run, start_run, trained_runs
 from growup.train.budget import study_budget
 from growup.train.runs import run_resources
+from helpers import skip_or_fail
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -36,6 +37,82 @@ SEED_TOKENS = 15244 * 5120 * 2048  # STUDY.md: ≈159.8B
 # the 2x model (hidden 1,152, intermediate 3,072, 18 / 6 heads of dim 64), counted the same way:
 #   embedding 147,750,912; per layer 3,538,944 + 10,616,832 + 2,304 (x 30); final norm 1,152
 N_2X = 572_494_464  # STUDY.md: 572.49M
+
+
+ATTENTION_2X = 849_346_560  # 12 x 30 layers x 18 heads x 64 x 2,048
+# STUDY.md's schedule table (the authors' train configs agree: tests/test_fidelity.py)
+PAPER_STEPS = {"seed": 15244, "english": 3572, "ekk": 7087, "fao": 144, "isl": 2514, "fas": 5928}
+PAPER_STEPS |= {"swe": 6279, "multilingual": 21940}
+PAPER_GPUS = {"base": 32, "language": 16, "multilingual": 32}  # STUDY.md "Training"
+# the mini model (config/config.yaml: hidden 96, intermediate 256, 4 layers, 6 / 2 heads of 16,
+# vocabulary 2,048, tied), counted the same way: embedding 196,608; per layer 2 x 9,216 (q, o) +
+# 2 x 3,072 (k, v) + 73,728 (mlp) + 192 (norms) = 98,496 (x 4); final norm 96. Its clone x2:
+# embedding 393,216; per layer 73,728 + 24,576 + 294,912 + 384 = 393,600 (x 4); final norm 192.
+N_MINI_1X, N_MINI_2X = 590_688, 1_967_808
+ATTENTION_MINI_1X, ATTENTION_MINI_2X = 12 * 4 * 6 * 16 * 256, 12 * 4 * 12 * 16 * 256
+MINI_STEPS = {"seed": 60, "english": 20, "multilingual": 40} | dict.fromkeys(
+    ("ekk", "fao", "isl", "fas", "swe"), 20
+)
+
+
+def by_hand(steps: dict, tokens_per_step: int, per_token: dict, n: dict) -> dict[str, dict]:
+    """Every trained run's card by hand: `steps x tokens_per_step` tokens at the per-token FLOPs of
+    its model (1x or 2x), and as parents the runs its start went through (a clone adds nothing):
+    seed; english-1x and english-2x after seed; <lang>-1x and <lang>-1x-cloned after seed and
+    english-1x; <lang>-2x after seed and english-2x (the same for the joint multilingual run)."""
+
+    def own(kind: str, model: str) -> dict:
+        tokens = steps[kind] * tokens_per_step
+        return {
+            "step": steps[kind],
+            "tokens": tokens,
+            "flops": tokens * per_token[model],
+            "flops_6n": tokens * 6 * n[model],
+        }
+
+    seed, english_1x, english_2x = own("seed", "1x"), own("english", "1x"), own("english", "2x")
+    plan = {
+        "seed": (own("seed", "1x"), []),
+        "english-1x": (english_1x, [seed]),
+        "english-2x": (english_2x, [seed]),
+    }
+    for lang in [k for k in steps if k not in ("seed", "english")]:
+        plan[f"{lang}-1x"] = (own(lang, "1x"), [seed, english_1x])
+        plan[f"{lang}-1x-cloned"] = (own(lang, "2x"), [seed, english_1x])
+        plan[f"{lang}-2x"] = (own(lang, "2x"), [seed, english_2x])
+    cards = {
+        run: {
+            **card,
+            "parent_tokens": sum(p["tokens"] for p in parents),
+            "parent_flops": sum(p["flops"] for p in parents),
+        }
+        for run, (card, parents) in plan.items()
+    }
+    cards["english-1x-cloned"] = {"step": 0, "tokens": 0, "flops": 0, "flops_6n": 0} | {
+        "parent_tokens": seed["tokens"] + english_1x["tokens"],
+        "parent_flops": seed["flops"] + english_1x["flops"],
+    }
+    return cards
+
+
+PAPER_CARDS = by_hand(
+    PAPER_STEPS,
+    5120 * 2048,
+    {"1x": 6 * N_1X + ATTENTION_1X, "2x": 6 * N_2X + ATTENTION_2X},
+    {"1x": N_1X, "2x": N_2X},
+)
+MINI_CARDS = by_hand(
+    MINI_STEPS,
+    8 * 256,
+    {"1x": 6 * N_MINI_1X + ATTENTION_MINI_1X, "2x": 6 * N_MINI_2X + ATTENTION_MINI_2X},
+    {"1x": N_MINI_1X, "2x": N_MINI_2X},
+)
+
+
+def assert_card(got: dict, want: dict, run: str) -> None:
+    """The card's accounting keys equal the hand figures (FLOPs to float rounding)."""
+    keys = [k for k in want if k != "flops_6n" or "flops_6n" in got]
+    assert {k: got[k] for k in keys} == pytest.approx({k: want[k] for k in keys}, rel=1e-12), run
 
 
 @pytest.fixture(scope="module")
@@ -64,27 +141,45 @@ def test_every_consumer_agrees_on_every_paper_run(paper):
     runs = trained_runs(paper)
     assert len(runs) == 21 and set(budget) == set(runs)
     for run in runs:
+        want = PAPER_CARDS[run]  # by hand, not by growup.accounting
         cost = run_cost(paper, run)
         lineage = planned_lineage(paper, run)
         row = budget[run]
-        assert (row.model, row.params, row.steps, row.tokens) == (
-            cost.model,
-            cost.params,
-            cost.steps,
-            cost.tokens,
-        )
-        assert (row.flops_6n, row.flops_attn) == (cost.flops_6n, cost.flops), run
-        assert run_resources(paper, run)["flops"] == int(cost.flops), run
+        model = "1x" if row.params == N_1X else "clone-x2"
+        assert row.params == (N_1X if run.endswith("-1x") or run in ("seed",) else N_2X), run
+        assert (row.steps, row.tokens) == (want["step"], want["tokens"]), run
+        assert (row.flops_6n, row.flops_attn) == pytest.approx(
+            (want["flops_6n"], want["flops"]), rel=1e-12
+        ), run
+        resources = run_resources(paper, run)
+        gpus = PAPER_GPUS[
+            "base"
+            if run.startswith(("seed", "english"))
+            else "multilingual"
+            if run.startswith("multilingual")
+            else "language"
+        ]
+        assert resources["flops"] == pytest.approx(want["flops"], rel=1e-12), run
+        assert resources["gpus"] == gpus, run
+        minutes = want["flops"] / (paper.resources.flops_per_second * gpus) / 60
+        assert resources["runtime"] == int(minutes * 1.5) + 10, run  # 1.5 x the FLOP estimate + 10 min
         # the size table's per-token FLOPs times the run's tokens
-        assert per_token[cost.model]["flops_per_token_attn"] * cost.tokens == cost.flops, run
-        assert per_token[cost.model]["flops_per_token_6n"] * cost.tokens == cost.flops_6n, run
-        # a released checkpoint's card
+        assert per_token[model]["flops_per_token_attn"] * want["tokens"] == pytest.approx(
+            want["flops"], rel=1e-12
+        )
+        assert per_token[model]["flops_per_token_6n"] * want["tokens"] == pytest.approx(
+            want["flops_6n"], rel=1e-12
+        )
+        # a released checkpoint's card, and growup's own lineage
         card = released.planned_run(paper, run).card()
-        assert card == {**lineage.card()} and card["flops"] == cost.flops, run
+        assert_card(card, want, run)
+        assert_card(lineage.card(), want, run)
+        assert cost.tokens == want["tokens"]
         # the tidy table reads an evaluation's card block
         result = {"growup": {"model": run, "step": "final", **card}, "results": {"t": {"acc,none": 0.5}}}
         (tidy,) = rows_from_result(result, {})
-        assert (tidy["total_tokens"], tidy["total_flops"]) == (lineage.total_tokens, lineage.total_flops)
+        total = (want["tokens"] + want["parent_tokens"], want["flops"] + want["parent_flops"])
+        assert (tidy["total_tokens"], tidy["total_flops"]) == pytest.approx(total, rel=1e-12), run
         # a run's parent totals are its start checkpoint's totals, through any clone
         start = start_lineage(paper, start_run(paper, run))
         assert (lineage.parent_tokens, lineage.parent_flops) == (start.total_tokens, start.total_flops)
@@ -155,16 +250,66 @@ def test_a_built_study_logs_and_records_what_accounting_plans(study_repo):
     study = load_config(study_repo / "config" / "config.yaml")
     totals = {}  # (model, its last step) -> lineage totals
     for run in trained_runs(study):
-        cost, lineage = run_cost(study, run), planned_lineage(study, run)
+        want = MINI_CARDS[run]  # by hand
         last = json.loads((study_repo / "checkpoints" / run / "metrics.jsonl").read_text().splitlines()[-1])
-        assert (last["tokens"], last["flops"], last["flops_6n"]) == (cost.tokens, cost.flops, cost.flops_6n)
-        card = Lineage.from_card(read_card(study_repo / "checkpoints" / run / "final"))
-        assert card == lineage, run
-        totals[(run, str(cost.steps))] = (lineage.total_tokens, lineage.total_flops)
+        got = (last["tokens"], last["flops"], last["flops_6n"])
+        assert got == pytest.approx((want["tokens"], want["flops"], want["flops_6n"]), rel=1e-12), run
+        assert_card(read_card(study_repo / "checkpoints" / run / "final"), want, run)
+        assert Lineage.from_card(read_card(study_repo / "checkpoints" / run / "final")) == planned_lineage(
+            study, run
+        )
+        totals[(run, str(want["step"]))] = (
+            want["tokens"] + want["parent_tokens"],
+            want["flops"] + want["parent_flops"],
+        )
     with (study_repo / "results" / "tables" / "evals.csv").open() as fh:
         rows = [r for r in csv.DictReader(fh) if (r["model"], r["step"]) in totals]
     assert {(r["model"], r["step"]) for r in rows} == set(totals) - {
         ("seed", str(run_cost(study, "seed").steps))
     }
     for row in rows:
-        assert (int(row["total_tokens"]), float(row["total_flops"])) == totals[(row["model"], row["step"])]
+        got = (int(row["total_tokens"]), float(row["total_flops"]))
+        assert got == pytest.approx(totals[(row["model"], row["step"])], rel=1e-12), row["model"]
+    # english-1x-cloned, the one clone the study evaluates: its own card
+    assert_card(
+        read_card(study_repo / "checkpoints" / "english-1x-cloned" / "final"),
+        MINI_CARDS["english-1x-cloned"],
+        "clone",
+    )
+
+
+def test_fetched_cards_are_the_hand_figures(hub_root, mini_data, tmp_path, monkeypatch):
+    """`growup model fetch` (the released study's verb) writes each run's card with the tokens
+    and FLOPs training would have recorded: the mini study's hand figures, for all 21 runs."""
+    import subprocess
+    import sys
+
+    import yaml
+    from test_released import ORG, standin_hub
+
+    from growup.config import Study
+
+    if hub_root is None:
+        skip_or_fail("stand-in checkpoints are placed beside a local Hub mirror")
+    mini = load_config(REPO / "config" / "config.yaml")
+    hub = tmp_path / "hub"
+    models = standin_hub(hub, Path(hub_root), mini, mini_data / "tokenizer")
+    monkeypatch.setenv("GROWUP_HUB_ROOT", str(hub))
+    raw = {**mini.raw, "study": "released", "released": {"models": models}}
+    study = Study.from_mapping(raw)
+    assert set(models) == set(MINI_CARDS) - {"seed"}
+    for run in models:
+        if run != "isl-2x":
+            released.fetch(study, run, tmp_path / "checkpoints" / run)
+    config = tmp_path / "released.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    growup = str(Path(sys.executable).parent / "growup")
+    out = tmp_path / "checkpoints" / "isl-2x"
+    subprocess.run(
+        [growup, "model", "fetch", "--configfile", str(config), "--run", "isl-2x", "--out", str(out)],
+        check=True,
+    )
+    for run in models:
+        card = read_card(tmp_path / "checkpoints" / run / "final")
+        assert card["hub_id"] == f"{ORG}/{run}" and card["operation"] == "released", run
+        assert_card(card, MINI_CARDS[run], run)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -58,7 +59,17 @@ def test_record_lists_tracked_files_in_build_order_without_ignored_ones(repo):
     tracked = [n for n in BUILT if "/state/" not in n]
     assert [e["path"] for e in manifest["files"]] == tracked
     assert [e["rank"] for e in manifest["files"]] == list(range(len(tracked)))
-    assert manifest["files"][0]["md5"] == artifacts.md5(repo / BUILT[0])
+    from dvc.fs import LocalFileSystem
+    from dvc_data.hashfile.hash import file_md5
+
+    for entry in manifest["files"]:  # hashlib's MD5 of the bytes, and DVC's own hash of the file
+        data = (repo / entry["path"]).read_bytes()
+        assert (
+            entry["md5"]
+            == hashlib.md5(data).hexdigest()
+            == file_md5(str(repo / entry["path"]), LocalFileSystem())
+        )
+        assert entry["size"] == len(data)
 
 
 def test_restore_stamps_pulled_files_in_build_order_after_the_checkout(repo):

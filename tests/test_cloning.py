@@ -121,17 +121,29 @@ def test_saved_clone_reloads_through_auto(tmp_path, real_tokens):
 
 
 def test_clone_keeps_gqa_grouping():
-    """Query head j of the clone reads the copy of the kv head its source head read."""
+    """Query head j of the clone reads the copy of the kv head its source head read: the clone's
+    q rows of head j are source head j mod heads (inputs duplicated, so columns repeated and
+    halved), and the k and v rows of the kv head transformers groups it with (j // group) are those
+    of that source head's kv head."""
     source = random_model(seed=10)
     clone = hyperclone(source, 2)
-    hd, heads, kv = 8, 6, 2
-    q = clone.model.layers[0].self_attn.q_proj.weight.view(2 * heads, hd, -1)
-    k = clone.model.layers[0].self_attn.k_proj.weight.view(2 * kv, hd, -1)
-    torch.testing.assert_close(q[heads:], q[:heads])
-    torch.testing.assert_close(k[kv:], k[:kv])
-    groups = heads // kv
-    for j in range(2 * heads):
-        assert j // groups % kv == (j % heads) // groups
+    hd = source.config.head_dim
+    heads, kv = source.config.num_attention_heads, source.config.num_key_value_heads
+    wide_heads, wide_kv = clone.config.num_attention_heads, clone.config.num_key_value_heads
+    assert (wide_heads, wide_kv) == (2 * heads, 2 * kv)
+
+    def rows(attn, name: str, n: int) -> torch.Tensor:  # (heads, head_dim, in)
+        return getattr(attn, name).weight.detach().view(n, hd, -1)
+
+    src, wide = source.model.layers[0].self_attn, clone.model.layers[0].self_attn
+    for j in range(wide_heads):
+        head = j % heads  # the source head that clone head j copies
+        want_q = rows(src, "q_proj", heads)[head].repeat(1, 2) / 2
+        torch.testing.assert_close(rows(wide, "q_proj", wide_heads)[j], want_q)
+        for name in ("k_proj", "v_proj"):
+            got = rows(wide, name, wide_kv)[j // (wide_heads // wide_kv)]
+            want = rows(src, name, kv)[head // (heads // kv)].repeat(1, 2) / 2
+            torch.testing.assert_close(got, want, msg=f"clone head {j}: {name} of another group")
 
 
 @pytest.mark.parametrize("snr_db", [None, 5.0])

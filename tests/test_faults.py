@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -37,7 +38,7 @@ from growup.models.build import init_model, study_configs
 from growup.models.checkpoint import load_checkpoint, read_card, save_checkpoint
 from growup.models.cloning import hyperclone
 from growup.study import load_config, released_runs
-from helpers import released_config_dict
+from helpers import released_config_dict, skip_or_fail
 
 GROWUP = str(Path(sys.executable).parent / "growup")
 TASK = "multiblimp_isl"
@@ -176,7 +177,7 @@ def test_edited_tokenizer_stops_packing_and_model_init(mini_study, mini_data, tm
 def mirror(hub_root, tmp_path, monkeypatch) -> Path:
     """A private copy of the MultiBLiMP mirror, in force as the Hub root."""
     if hub_root is None:
-        pytest.skip("benchmark edits need a local mirror (GROWUP_HUB_ROOT)")
+        skip_or_fail("benchmark edits need a local mirror (GROWUP_HUB_ROOT)")
     root = tmp_path / "mirror"
     shutil.copytree(hub_root / "jumelet" / "multiblimp", root / "jumelet" / "multiblimp")
     monkeypatch.setenv("GROWUP_HUB_ROOT", str(root))
@@ -507,8 +508,17 @@ def test_config_fault_is_one_short_line_naming_file_key_and_value(fault, hub_roo
     with pytest.raises(ConfigError) as err:
         load_config(path)
     (line,) = str(err.value).splitlines()
-    assert line.startswith(f"{path}: config key {key!r}"), line
-    assert value in line and ("allowed" in line or "required" in line), line
+    # `<file>: config key '<key>' = <value>: <what is wrong>; allowed: <what is>`, each in its place
+    # (a value found anywhere else in the line, say in the temporary path, does not count)
+    head = f"{path}: config key {key!r}"
+    assert line.startswith(head), line
+    rest = line[len(head) :]
+    if value == "missing":
+        assert re.fullmatch(r": missing; a required key \(see .+\)", rest), line
+    else:
+        shown = re.match(r" = ('?)(.+?)\1: (.+)$", rest)
+        assert shown and shown[2] == value, line
+        assert re.search(r"(^|; )allowed( type)?: \S", shown[3]), line
     assert len(line) < 450, line
 
 

@@ -46,7 +46,11 @@ def test_an_undeclared_value_is_an_error_when_used_and_names_its_key():
         list(view["f"])
     with pytest.raises(GrowupError, match="'f.z' is not in this job's spec"):
         _ = "z" in view["f"]
-    assert "x" in view["f"] and view.get("g", 5) is not None
+    assert "x" in view["f"] and view["f"].get("x", 5) == 1
+    undeclared = view.get("g", 5)  # not a default: a key outside the spec stays withheld
+    assert isinstance(undeclared, Withheld)
+    with pytest.raises(GrowupError, match="'g' is not in this job's spec"):
+        int(undeclared)
 
 
 def test_a_typed_study_builds_from_a_partial_spec_and_guards_the_rest():

@@ -14,6 +14,7 @@ from growup.config import Study
 from growup.data import sources
 from growup.data.rawstore import RawDataset
 from growup.errors import GrowupError
+from helpers import skip_or_fail
 
 
 def test_english_split_is_80_20_seeded_and_disjoint(mini_study):
@@ -73,9 +74,17 @@ def test_hub_root_that_is_not_a_folder(monkeypatch, tmp_path):
 
 
 @pytest.mark.parametrize(("lang", "config"), [("ekk", "est"), ("fas", "fas"), ("eng", "eng")])
-def test_multiblimp_by_study_language(mini_study, lang, config):
+def test_multiblimp_by_study_language(mini_study, hub_root, lang, config):
+    """A study language loads MultiBLiMP's file of its code (ekk: Estonian's `est`), row for row."""
+    import csv
+
     ds = sources.load_eval_set(mini_study, "multiblimp", lang)
     assert {"sen", "wrong_sen"} <= set(ds.column_names) and len(ds) > 0
+    if hub_root is None:
+        skip_or_fail("the rows are compared with the local mirror's files")
+    with (hub_root / "jumelet" / "multiblimp" / config / "data.tsv").open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh, delimiter="\t"))
+    assert [(r["sen"], r["wrong_sen"]) for r in rows] == list(zip(ds["sen"], ds["wrong_sen"], strict=True))
 
 
 def test_blimp_single_error(mini_study):
@@ -126,7 +135,7 @@ def split_stand_in(root, ids_80: list[str], ids_20: list[str]) -> None:
 
 def test_released_split_reads_uuid_ids(mini_study, hub_root, tmp_path, monkeypatch):
     if hub_root is None:
-        pytest.skip("the stand-in sits next to a local mirror")
+        skip_or_fail("the stand-in sits next to a local mirror")
     corpus = hub.load_dataset("HuggingFaceTB/smollm-corpus", "fineweb-edu-dedup", "train", str(hub_root))
     ids = list(corpus["id"])
     assert ids[0].startswith("<urn:uuid:")

@@ -147,19 +147,22 @@ def test_zero_steps_returns_the_clone_unchanged(mini_data, init, tmp_path):
     assert json.loads((tmp_path / "run" / "final" / "config.json").read_text())["model_type"] == "hyperllama"
 
 
+LONG = 60  # steps: a kill at step 10 or 20 leaves most of the run to resume
+
+
 def _long_config(tmp_path: Path) -> Path:
     raw = tiny_raw(state_every=5)
     raw["training"]["schedules"]["english"] = {
-        "steps": 120,
+        "steps": LONG,
         "warmup": 5,
-        "decay_start": 96,
-        "decay_steps": 24,
+        "decay_start": 48,
+        "decay_steps": 12,
     }
-    raw["training"]["checkpoint_every"] = {"base": 40, "adaptation": 40}
+    raw["training"]["checkpoint_every"] = {"base": 20, "adaptation": 20}
     return write_config(tmp_path / "long.yaml", raw)
 
 
-def _start(config: Path, init: Path, out: Path, data: Path) -> subprocess.Popen:
+def _start(config: Path, init: Path, out: Path, data: Path, work: Path | None = None) -> subprocess.Popen:
     return subprocess.Popen(
         [
             GROWUP,
@@ -174,6 +177,7 @@ def _start(config: Path, init: Path, out: Path, data: Path) -> subprocess.Popen:
             str(out),
             "--data-dir",
             str(data),
+            *(["--work", str(work)] if work else []),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -181,7 +185,7 @@ def _start(config: Path, init: Path, out: Path, data: Path) -> subprocess.Popen:
     )
 
 
-def _wait_for_state(out: Path, proc: subprocess.Popen, at_least: int, timeout: float = 120) -> None:
+def _wait_for_state(out: Path, proc: subprocess.Popen, at_least: int, timeout: float = 600) -> None:
     deadline = time.monotonic() + timeout
     step_file = out / "state" / "step.json"
     while time.monotonic() < deadline:
@@ -191,6 +195,31 @@ def _wait_for_state(out: Path, proc: subprocess.Popen, at_least: int, timeout: f
             pytest.fail(f"run ended before step {at_least}: {proc.stderr.read()[-2000:]}")
         time.sleep(0.02)
     pytest.fail("no state written in time")
+
+
+MARK = "written before the interruption"
+
+
+def mark_trained_steps(out: Path) -> int:
+    """Tag the metric lines of the steps the saved state holds; return its step. A resumed run
+    keeps those lines as they are and appends the rest; a run that started again from step 0
+    would write every line anew, without the tag."""
+    saved = json.loads((out / "state" / "step.json").read_text())["step"]
+    rows = [{**r, "mark": MARK} if r["step"] <= saved else r for r in metrics(out)]
+    (out / "metrics.jsonl").write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+    return saved
+
+
+def assert_resumed_at(rerun: subprocess.Popen, out: Path, saved: int) -> None:
+    """The rerun said it resumed from the saved step and trained only the steps after it."""
+    log = rerun.stderr.read()
+    assert f"resuming english-1x from step {saved}" in log, log[-2000:]
+    rows = metrics(out)
+    assert [r["step"] for r in rows if r.get("mark") == MARK] == list(range(1, saved + 1))
+    assert all("mark" not in r for r in rows[saved:])
+    for r in rows:
+        r.pop("mark", None)
+    (out / "metrics.jsonl").write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
 
 
 @pytest.fixture(scope="module")
@@ -210,10 +239,12 @@ def test_sigkill_then_rerun_matches_uninterrupted(uninterrupted, mini_data, init
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)
     assert not (out / "final").exists()
+    saved = mark_trained_steps(out)
     rerun = _start(config, init, out, mini_data)
     assert rerun.wait(timeout=600) == 0, rerun.stderr.read()[-2000:]
+    assert_resumed_at(rerun, out, saved)
     assert same_weights(out / "final", reference / "final")
-    assert [r["step"] for r in metrics(out)] == list(range(1, 121))
+    assert [r["step"] for r in metrics(out)] == list(range(1, LONG + 1))
     assert [r["loss"] for r in metrics(out)] == [r["loss"] for r in metrics(reference)]
 
 
@@ -223,12 +254,53 @@ def test_sigterm_saves_a_resumable_state(uninterrupted, mini_data, init, tmp_pat
     proc = _start(config, init, out, mini_data)
     _wait_for_state(out, proc, at_least=10)
     proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=60) == PREEMPTED
+    assert proc.wait(timeout=60) == 143  # the README's promise: 128 + SIGTERM
+    assert PREEMPTED == 143
     saved = json.loads((out / "state" / "step.json").read_text())["step"]
-    assert saved == metrics(out)[-1]["step"] and saved < 120
+    assert saved == metrics(out)[-1]["step"] and saved < LONG
+    assert mark_trained_steps(out) == saved
     rerun = _start(config, init, out, mini_data)
     assert rerun.wait(timeout=600) == 0, rerun.stderr.read()[-2000:]
+    assert_resumed_at(rerun, out, saved)
     assert same_weights(out / "final", reference / "final")
+
+
+def test_a_work_folder_left_by_another_spec_is_cleared_not_resumed(uninterrupted, mini_data, init, tmp_path):
+    """The workflow trains in a work folder (--work): a rerun with the same spec resumes it, one
+    with another spec (a changed value) clears it and starts afresh (README, "Dependency tracking")."""
+    import shutil
+
+    from growup.study import resolve_spec
+
+    config, reference = uninterrupted
+    work = tmp_path / "work"
+    proc = _start(config, init, tmp_path / "out", mini_data, work=work)
+    _wait_for_state(work, proc, at_least=10)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 143 and not (tmp_path / "out").exists()
+    stale = tmp_path / "stale"
+    shutil.copytree(work, stale)
+    other = yaml.safe_load(config.read_text())
+    other["training"]["peak_lr"] = 1e-3  # the state in `stale` was trained at another learning rate
+    other_spec = resolve_spec(None, write_config(tmp_path / "other.yaml", other), "train", run="english-1x")
+    (stale / "spec.json").write_text(json.dumps(other_spec, sort_keys=True))
+
+    saved = mark_trained_steps(work)
+    same = _start(config, init, tmp_path / "out", mini_data, work=work)
+    assert same.wait(timeout=600) == 0
+    assert_resumed_at(same, tmp_path / "out", saved)
+    assert not work.exists() and same_weights(tmp_path / "out" / "final", reference / "final")
+
+    mark_trained_steps(stale)
+    fresh = _start(config, init, tmp_path / "fresh", mini_data, work=stale)
+    assert fresh.wait(timeout=600) == 0
+    log = fresh.stderr.read()
+    assert "was left by a run with another spec: starting afresh" in log, log[-2000:]
+    assert "resuming" not in log, log[-2000:]
+    assert not stale.exists()
+    assert all("mark" not in r for r in metrics(tmp_path / "fresh"))
+    assert [r["loss"] for r in metrics(tmp_path / "fresh")] == [r["loss"] for r in metrics(reference)]
+    assert same_weights(tmp_path / "fresh" / "final", reference / "final")
 
 
 def test_batch_must_divide(mini_data, init, tmp_path):

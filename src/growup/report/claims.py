@@ -443,7 +443,9 @@ def claim_language_merging(df: pd.DataFrame, st: Stats) -> Claim:
                 "its acc": _fmt(st.point(means[best])),
                 "method acc": _fmt(st.point(means[method])),
             }
-            claim.comparisons.append(st.compare(labels, means[method] + [(-w, k) for w, k in means[best]], claim.test))
+            claim.comparisons.append(
+                st.compare(labels, means[method] + [(-w, k) for w, k in means[best]], claim.test)
+            )
     claim.notes.append(
         "Accuracy is the mean over every subset merged by all methods of the setup of the mean over its "
         "languages' MultiBLiMP; the paper's best method is the one of its five with the highest mean on "

@@ -33,4 +33,3 @@ def leaderboard(args: argparse.Namespace) -> None:
         load(args.evals_csv), Pairs.load(args.pairs), confidence=rep.confidence, **resampling
     )
     write_leaderboard(table, f"{args.out_dir}/{LEADERBOARD}")
-
