@@ -20,6 +20,7 @@ import hashlib
 import logging
 import os
 import re
+import shutil
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -196,3 +197,36 @@ def verify_tokenizer(folder: str | os.PathLike[str]) -> Path:
     silently change every token."""
     verify_folder(folder, TOKENIZER, what="tokenizer")
     return Path(folder)
+
+
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "tokenizer.model",
+    "vocab.json",
+    "merges.txt",
+)
+# what a usable checkpoint must hold: label -> alternative file names (growup.integrity.verify_folder)
+REQUIRED = {
+    "config": ("config.json",),
+    "weights": ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin"),
+}
+
+
+def copy_tokenizer(src: str | os.PathLike[str] | None, dst: Path) -> None:
+    """Copy whichever tokenizer files `src` holds into `dst`."""
+    if src is None:
+        return
+    for name in TOKENIZER_FILES:
+        if (Path(src) / name).is_file():
+            shutil.copy2(Path(src) / name, dst / name)
+
+
+def verify_checkpoint(path: str | os.PathLike[str], tokenizer: bool = True) -> None:
+    """Raise unless `path` is a checkpoint whose files match its checksums and that has config,
+    weights and (with `tokenizer`) a tokenizer: every reader calls this before loading."""
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise GrowupError(f"no checkpoint at {str(path)!r}: expected a folder with config.json and weights")
+    verify_folder(path, {**REQUIRED, **(TOKENIZER if tokenizer else {})}, what="checkpoint")

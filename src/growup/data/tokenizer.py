@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from growup import hub
 from growup.config import TokenizerSpec
 from growup.errors import GrowupError
-from growup.integrity import verify_tokenizer, write_checksums
+from growup.integrity import copy_tokenizer, verify_checkpoint, verify_tokenizer, write_checksums
 from growup.io import atomic_dir
 
 if TYPE_CHECKING:
@@ -116,8 +116,6 @@ def base_tokenizer(checkpoint: str | os.PathLike[str], vocab_size: int, out: str
     """The tokenizer of a (fetched) base checkpoint, its files copied byte for byte and sealed, so
     the study's data is packed with exactly the tokenizer the base was trained with."""
     from transformers import AutoTokenizer  # a fetched base only: its tokenizer class is its own
-
-    from growup.models.checkpoint import copy_tokenizer, verify_checkpoint  # loads transformers
 
     verify_checkpoint(checkpoint)  # its recorded hashes, and a tokenizer at all
     size = len(AutoTokenizer.from_pretrained(str(checkpoint)))

@@ -5,31 +5,16 @@ YAML front matter records the lineage (parent, operation, step, tokens and FLOPs
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 import yaml
 from transformers import AutoModelForCausalLM, PreTrainedModel
 
-from growup.errors import GrowupError
-from growup.integrity import TOKENIZER, verify_folder, write_checksums
+from growup.integrity import copy_tokenizer, verify_checkpoint, write_checksums
 from growup.io import atomic_dir
 
 CARD = "README.md"
-TOKENIZER_FILES = (
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "tokenizer.model",
-    "vocab.json",
-    "merges.txt",
-)
-# what a usable checkpoint must hold: label -> alternative file names (growup.integrity.verify_folder)
-REQUIRED = {
-    "config": ("config.json",),
-    "weights": ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin"),
-}
 
 
 def write_card(folder: Path, lineage: dict[str, Any]) -> None:
@@ -69,15 +54,6 @@ def read_card(folder: str | os.PathLike[str]) -> dict[str, Any]:
     return dict((yaml.safe_load(front) or {}).get("growup") or {})
 
 
-def copy_tokenizer(src: str | os.PathLike[str] | None, dst: Path) -> None:
-    """Copy whichever tokenizer files `src` holds into `dst`."""
-    if src is None:
-        return
-    for name in TOKENIZER_FILES:
-        if (Path(src) / name).is_file():
-            shutil.copy2(Path(src) / name, dst / name)
-
-
 def save_checkpoint(
     model: PreTrainedModel,
     out: str | os.PathLike[str],
@@ -93,15 +69,6 @@ def save_checkpoint(
         write_card(tmp, lineage)
         write_checksums(tmp)
     return Path(out)
-
-
-def verify_checkpoint(path: str | os.PathLike[str], tokenizer: bool = True) -> None:
-    """Raise unless `path` is a checkpoint whose files match its checksums and that has config,
-    weights and (with `tokenizer`) a tokenizer: every reader calls this before loading."""
-    path = Path(path)
-    if not (path / "config.json").is_file():
-        raise GrowupError(f"no checkpoint at {str(path)!r}: expected a folder with config.json and weights")
-    verify_folder(path, {**REQUIRED, **(TOKENIZER if tokenizer else {})}, what="checkpoint")
 
 
 def load_checkpoint(path: str | os.PathLike[str], tokenizer: bool = True, **kwargs: Any) -> PreTrainedModel:

@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from growup.io import atomic_write_text
+from growup.report import power
 from growup.report.claims import (
     Measure,
     Stats,
@@ -128,7 +129,9 @@ def leaderboard(
                 for kind, other in against.items():
                     row |= _bounds(kind, (math.nan,) * 4)
                     if other is not None:
-                        tests[kind].append((row, st.compare({}, _minus(means[method], other))))
+                        tests[kind].append(
+                            (row, st.compare({}, _minus(means[method], other), power.superiority()))
+                        )
                 rows.append(row)
             for kind, found in tests.items():  # Holm over one ranking's comparisons of a kind
                 for (row, c), adjusted in zip(found, holm([c.p for _, c in found]), strict=True):
