@@ -255,7 +255,7 @@ VERB_LIBRARIES = {
     "merge rerun": {*TORCH_AND_MODELS, "safetensors", "mergekit"},
     "report tables": {"pandas"},
     "report figure": {"pandas", "matplotlib"},
-    "report claims": {"pandas", "matplotlib"}  # and its figure,
+    "report claims": {"pandas", "matplotlib"},  # and its figure
     "artifacts record": set(),
     "artifacts restore": set(),
     "artifacts verify": set(),
