@@ -29,7 +29,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests benchmarks
 
 test: lint
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest $(PYTEST_ARGS)
 
 # Re-resolve requirements.in into requirements.lock (run after changing requirements.in).
 # torch's local "+cpu" label is dropped so the same pin takes the CUDA build in the Docker image.
