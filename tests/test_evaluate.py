@@ -13,13 +13,13 @@ from transformers import AutoTokenizer
 from growup import hub
 from growup.config import Study
 from growup.errors import GrowupError
-from growup.evaluate.harness import evaluate, make_lm, study_tasks
+from growup.evaluate.harness import evaluate, make_lm, study_tasks, task_source
 from growup.evaluate.sweep import evaluate_checkpoint, run_checkpoints, sweep
 from growup.evaluate.tidy import collect
 from growup.models.build import base_config, init_model
 from growup.models.checkpoint import load_checkpoint, save_checkpoint
 from growup.study import load_config
-from helpers import REPO
+from helpers import REPO, skip_or_fail
 
 
 @pytest.fixture(scope="module")
@@ -166,6 +166,35 @@ def test_a_limited_evaluation_records_its_sample_and_a_second_run_scores_the_sam
         for s in (doc["sen"], doc["wrong_sen"])
     ]
     assert logged[0][-1]["loglikelihoods"] == pytest.approx(direct, abs=1e-3)
+
+
+def test_results_name_datasets_by_hub_id_wherever_the_mirror_lives(study, checkpoint, tmp_path, monkeypatch):
+    """Scored with the mirror copied to two different absolute paths, the results and samples are
+    the same bytes, name each dataset by its Hub id and never the mirror's path."""
+    import shutil
+
+    mirror = hub.hub_root()
+    if mirror is None:
+        skip_or_fail("this test moves the local Hub mirror: set GROWUP_HUB_ROOT to one")
+    tasks = ["multiblimp_fao", "growup_blimp_single_error"]
+    repos = sorted({task_source(study, task).hub_id for task in tasks})
+    written, roots = [], []
+    for where in ("one", "another/place"):
+        root = tmp_path / where / "hub"
+        for repo in repos:
+            shutil.copytree(mirror / repo, root / repo)  # copies, not links: no path leads back
+        monkeypatch.setenv(hub.ENV_ROOT, str(root))
+        out = tmp_path / where / "evals"
+        evaluate_checkpoint(replace(study, hub_root=None), checkpoint, "m", "0", out, tasks, limit=8)
+        written.append({p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()})
+        roots.append(root)
+    assert written[0] == written[1] and len(written[0]) == 2 * len(tasks)
+    for data in written[0].values():
+        for root in (*roots, mirror):
+            assert str(root).encode() not in data and str(root.parent).encode() not in data
+    for task in tasks:
+        result = json.loads(written[0][Path("m", "0", f"{task}.json")])
+        assert result["configs"][task]["dataset_path"] == task_source(study, task).hub_id
 
 
 def test_missing_run_checkpoints(tmp_path):

@@ -15,6 +15,7 @@ from types import SimpleNamespace
 import pytest
 
 from growup.errors import GrowupError
+from growup.resources import eval_resources
 from growup.study import load_config, trained_runs
 from growup.train.launch import gpus_per_node, launch_command, nodes, slurm_resources, threads_per_process
 from growup.train.runs import run_resources
@@ -42,15 +43,19 @@ def dry_run(cwd: Path, *args: str) -> str:
 
 
 def jobs(output: str, rule: str) -> dict[str, dict]:
-    """Planned jobs of one rule by wildcards: their resources (ints where numeric) and shell command."""
+    """Planned jobs of one rule by wildcards: their threads, resources (ints where numeric) and shell
+    command (Snakemake prints no threads line for a one-thread job)."""
     found, current = {}, None
     for line in output.splitlines():
         if line.startswith("rule "):
             current = {"rule": line[5:].rstrip(":"), "resources": {}, "shell": None, "wildcards": ""}
+            current["threads"] = 1
         elif current is None:
             continue
         elif line.strip().startswith("wildcards:"):
             current["wildcards"] = line.split(":", 1)[1].strip()
+        elif line.strip().startswith("threads:"):
+            current["threads"] = int(line.split(":", 1)[1])
         elif line.strip().startswith("resources:"):
             for item in line.split(":", 1)[1].split(", "):
                 key, _, value = item.strip().partition("=")
@@ -66,19 +71,22 @@ def jobs(output: str, rule: str) -> dict[str, dict]:
 @pytest.fixture(scope="module")
 def slurm_plan(tmp_path_factory) -> dict[str, dict]:
     work = copy_workflow(tmp_path_factory.mktemp("slurm"))
-    out = dry_run(work, "--profile", "profiles/slurm", "--configfile", "config/paper.yaml")
+    # a dry run caps each job's threads at --cores (1 unless given); a SLURM run caps none, so the
+    # plan shows what is submitted only with a --cores above any job's threads
+    out = dry_run(work, "--profile", "profiles/slurm", "--configfile", "config/paper.yaml", "--cores", "4096")
     return {"train": jobs(out, "train"), "eval_run": jobs(out, "eval_run"), "output": out}
 
 
-def sbatch(resources: dict, threads: int = 16) -> str:
-    """The sbatch command snakemake-executor-plugin-slurm builds for a job with these resources."""
+def sbatch(job: dict) -> str:
+    """The sbatch command snakemake-executor-plugin-slurm builds for a planned job (its resources and
+    threads as the dry run printed them)."""
     from snakemake_executor_plugin_slurm.submit_string import get_submit_command
     from snakemake_executor_plugin_slurm.utils import set_gres_string
 
     class Resources(dict):
         __getattr__ = dict.__getitem__
 
-    job = SimpleNamespace(resources=Resources(resources), threads=threads)
+    job = SimpleNamespace(resources=Resources(job["resources"]), threads=job["threads"])
     params = dict(
         run_uuid="id",
         slurm_logfile="log",
@@ -108,13 +116,21 @@ def test_slurm_profile_plans_every_training_job_with_its_gpus(slurm_plan):
 
 
 def test_the_plugin_turns_training_resources_into_sbatch_options(slurm_plan):
-    seed = sbatch(slurm_plan["train"]["run=seed"]["resources"])
-    for option in ("--nodes=4", "--ntasks=4", "--gres=gpu:8", "--mem 128000", "--cpus-per-task=16"):
+    # the threads each job gets are config/paper.yaml's resources.threads, read by growup's loader
+    threads = PAPER.resources.threads
+    seed = sbatch(slurm_plan["train"]["run=seed"])
+    options = ("--nodes=4", "--ntasks=4", "--gres=gpu:8", "--mem 128000", f"--cpus-per-task={threads}")
+    for option in options:
         assert option in seed.split(" ") or option in seed, (option, seed)
     assert f"-t {run_resources(PAPER, 'seed')['runtime']}" in seed
     assert "--ntasks-per-gpu" not in seed and "--gpus=" not in seed
-    evaluation = sbatch(next(iter(slurm_plan["eval_run"].values()))["resources"])
+    for wildcards, job in slurm_plan["train"].items():
+        assert f"--cpus-per-task={threads} " in sbatch(job) + " ", wildcards
+    run, job = next(iter(slurm_plan["eval_run"].items()))
+    evaluation = sbatch(job)
     assert "--gpus=1" in evaluation and "--nodes" not in evaluation
+    want = eval_resources(PAPER, run=run.removeprefix("run="))["threads"]
+    assert f"--cpus-per-task={want} " in evaluation + " ", evaluation
 
 
 def test_local_profile_plans_the_mini_study_on_the_cpu(tmp_path):

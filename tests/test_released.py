@@ -138,3 +138,48 @@ def test_fetch_rejects_a_checkpoint_of_the_wrong_shape(hub_root, mini_data, tmp_
     (line,) = str(err.value).splitlines()  # one line naming both shapes
     assert re.search(r"has shape vocab 2048, hidden 96, .* make it vocab 2048, hidden 192, ", line), line
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+# each field a fetched checkpoint is checked for, a wrong value of it, and its phrase in the shape
+WRONG_FIELDS = {
+    "vocab_size": (lambda v: v + 1, "vocab"),
+    "intermediate_size": (lambda v: v * 2, "ffn"),
+    "num_hidden_layers": (lambda v: v + 1, "layers"),
+    "num_attention_heads": (lambda v: v * 2, "heads"),
+    "num_key_value_heads": (lambda v: v // 2, "heads"),
+    "head_dim": (lambda v: v * 2, "heads"),
+    "tie_word_embeddings": (lambda v: not v, "tied head"),
+    "lm_head_normalization_factor": (lambda v: 1, "head factor"),
+}
+
+
+@pytest.mark.parametrize("field", sorted(WRONG_FIELDS))
+def test_fetch_refuses_each_wrong_field_in_one_line_naming_it(field, tmp_path, monkeypatch):
+    """A stand-in isl-2x config (the clone's shape, factor k) is accepted as it is and refused with
+    any one field changed: one line whose two shapes differ in that field's phrase only (a wrong
+    head factor would scale every logit)."""
+    study = load_config(Path(__file__).resolve().parents[1] / "config" / "config.yaml")
+    want = study_configs(study)[run_model(study, "isl-2x")]
+    good = released_config_dict(want, study.model.clone_factor)
+    folder = tmp_path / "hub" / ORG / "isl-2x"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps(good))
+    released.check_architecture(study, "isl-2x", folder, f"{ORG}/isl-2x")  # the right shape passes
+    change, phrase = WRONG_FIELDS[field]
+    bad = {**good, field: change(good[field])}
+    assert bad[field] != good[field]
+    (folder / "config.json").write_text(json.dumps(bad))
+    monkeypatch.setenv("GROWUP_HUB_ROOT", str(tmp_path / "hub"))
+    raw = {**study.raw, "study": "released", "released": {"models": {"isl-2x": f"{ORG}/isl-2x"}}}
+    with pytest.raises(GrowupError) as err:
+        released.fetch(Study.from_mapping(raw), "isl-2x", tmp_path / "out")
+    (line,) = str(err.value).splitlines()
+    shapes = r".*'isl-2x' has shape (.+); config keys .* make it (.+) \(`growup model shape .*"
+    found = re.fullmatch(shapes, line)
+    assert found, line
+    got, wanted = (found[i].split(", ") for i in (1, 2))
+    assert wanted == released.shape(want).split(", ")
+    differ = [(g, w) for g, w in zip(got, wanted, strict=True) if g != w]
+    assert len(differ) == 1 and differ[0][1].startswith(phrase), (field, differ)
+    assert field != "tie_word_embeddings" or differ[0] == ("untied head", "tied head")
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
