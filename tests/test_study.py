@@ -147,7 +147,7 @@ def test_an_evaluation_value_plans_evaluation_and_report_jobs_only(study_repo):
     # 5 languages x 3 setups + 3 multilingual + english-1x-cloned and english-2x; 3 setups x 8 methods
     # (the paper's five and growup's three) x 2 subsets
     assert evaluations == {"eval_run": 20, "eval_clone": 1, "eval_merge": 48}
-    report = {"tidy": 1, "tables": 1, "figure": len(FIGURES), "claims": 1, "all": 1}
+    report = {"tidy": 1, "tables": 1, "leaderboard": 1, "figure": len(FIGURES), "claims": 1, "all": 1}
     assert plan == {**evaluations, **report, "total": sum(evaluations.values()) + sum(report.values())}, plan
 
 
