@@ -260,6 +260,9 @@ VERB_LIBRARIES = {
     "artifacts restore": set(),
     "artifacts verify": set(),
     "budget": TORCH_AND_MODELS,
+    "admit": TORCH_AND_MODELS,  # every job's resources: model sizes from transformers configs
+    "model shape": TORCH_AND_MODELS,  # a Hub base's config read by transformers
+    "report leaderboard": {"pandas"},
 }
 # a deferred import that no verb loads first (growup.cli.LOADS) nor any module imports at the top
 DEFERRED_EXEMPT = {
