@@ -106,8 +106,11 @@ def warm_growup(tmp_path_factory):
     from growup.warm import server as warm
 
     log = tmp_path_factory.mktemp("warm") / "warm.log"
-    saved = dict(os.environ)
+    saved, threads = dict(os.environ), torch.get_num_threads()
     os.environ.update({**warm.job_environment(), warm.SWITCH_ENV: "1"})
+    # the subprocesses now run with one thread (a local job's count); so does this process, so that
+    # a test comparing an in-process result with a subprocess's compares the same reduction order
+    torch.set_num_threads(1)
     launched = warm.start(log)
     assert launched is not None and warm.wait_serving(launched), log.read_text()
     os.environ[warm.SOCKET_ENV] = launched.socket
@@ -118,6 +121,7 @@ def warm_growup(tmp_path_factory):
         warm.stop(launched)
         os.environ.clear()
         os.environ.update(saved)
+        torch.set_num_threads(threads)
 
 
 def pytest_terminal_summary(terminalreporter):
