@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -251,9 +252,8 @@ def test_a_tsv_m_merge_reruns_byte_for_byte(study, checkpoints, tmp_path):
     again = run_merge(config, tmp_path / "b" / "m", 0)
     argv = grid.rerun_argv(tmp_path / "a" / "m.yaml", tmp_path / "rerun", None)
     subprocess.run(argv, check=True, capture_output=True, timeout=300)
-    first = (ours / "model.safetensors").read_bytes()
-    assert first == (again / "model.safetensors").read_bytes()
-    assert first == (tmp_path / "rerun" / "model.safetensors").read_bytes()
+    digest = lambda folder: hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()  # noqa: E731
+    assert digest(ours) == digest(again) == digest(tmp_path / "rerun")  # digests: a diff of MBs is slow
 
 
 def test_reference_configs_are_merged_as_written(tmp_path):
