@@ -332,8 +332,11 @@ def test_a_two_node_training_run_matches_one_process(slice_run, cluster, study_r
         load_file(one / "final" / "model.safetensors"),
     )
     assert two_nodes.keys() == one_process.keys()
+    # two ranks sum their micro-batches' gradients in another order than one process does, and 20
+    # Adam steps carry that rounding into the weights: measured 1.6e-5 at most, on weights of up to
+    # 0.2 (a rank that trained other data, or half the batch, moves them by 1e-2 and more)
     for name, tensor in one_process.items():
-        torch.testing.assert_close(two_nodes[name], tensor, rtol=1e-4, atol=1e-6, msg=name)
+        torch.testing.assert_close(two_nodes[name], tensor, rtol=1e-3, atol=5e-5, msg=name)
     rows = [[json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines()] for d in (ran, one)]
     for a, b in zip(*rows, strict=True):  # the tolerance of tests/test_profiles.py's DDP test
         assert a["step"] == b["step"] and a["loss"] == pytest.approx(b["loss"], rel=1e-5)
