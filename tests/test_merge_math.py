@@ -38,7 +38,7 @@ def study() -> Study:
         **raw["merging"]["methods"],
         "della": {"base": True, "model_parameters": {"density": 0.5, "epsilon": 0.1}},
         "karcher": {"base": False},
-        "breadcrumbs_ties": {"base": True},
+        "breadcrumbs_ties": {"base": True, "parameters": {"normalize": True, "int8_mask": True}},  # as ties
     }
     return Study.from_mapping(raw)
 

@@ -104,7 +104,7 @@ def test_must_include_keeps_the_subsets_with_the_new_language(tmp_path):
     study = load_config(write(tmp_path, raw))
     subsets = language_subsets(study)
     assert len(subsets) == 2**5 - 1 and all("dan" in s for s in subsets)  # dan and any non-empty rest
-    assert len(merge_grid(study)) == 31 * 5 * 3
+    assert len(merge_grid(study)) == 31 * 8 * 3  # subsets x methods (paper five, growup three) x setups
     raw["merging"]["must_include"] = ["nob"]
     with pytest.raises(ConfigError, match=r"'merging.must_include\[0\]' = 'nob': not a study language"):
         load_config(write(tmp_path, raw))
