@@ -28,8 +28,12 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check src tests benchmarks
 
+# The suite on TEST_WORKERS processes (pytest-xdist; default: every core, at most 4), whole files
+# per worker in the order tests/conftest.py gives; the mini study is built once and shared.
+TEST_WORKERS ?= auto
 test: lint
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest $(PYTEST_ARGS)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -n $(TEST_WORKERS) --maxprocesses=4 \
+	  --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 # Re-resolve requirements.in into requirements.lock (run after changing requirements.in).
 # torch's local "+cpu" label is dropped so the same pin takes the CUDA build in the Docker image.

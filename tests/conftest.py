@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -66,10 +67,39 @@ def mini_study(hub_root):
     return load_config(REPO / "config" / "config.yaml")
 
 
+def built_once(tmp_path_factory, name: str, build: Callable[[Path], Path]) -> Path:
+    """`build(folder)` (it returns what it built, inside `folder`) run once per test session,
+    however many xdist workers the session has: the first worker to ask builds under a file lock,
+    the others wait for it, and each worker gets its own copy, since tests change what they are
+    given (delete a figure, edit the config). Without xdist it builds straight into place."""
+    own = tmp_path_factory.mktemp(name)
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return build(own)
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp().parent / f"built-{name}"
+    built, failed = Path(f"{shared}.built"), Path(f"{shared}.failed")
+    with FileLock(f"{shared}.lock"):
+        if failed.exists():
+            pytest.fail(f"building {name} failed in another worker: {failed.read_text()}")
+        if not built.exists():
+            shutil.rmtree(shared, ignore_errors=True)
+            shared.mkdir()
+            try:
+                result = build(shared)
+            except BaseException as exc:  # pytest.fail too: every other worker then fails at once
+                failed.write_text(f"{type(exc).__name__}: {exc}"[:2000])
+                raise
+            built.write_text(str(result.relative_to(shared)))
+    dest = own / built.read_text()
+    shutil.copytree(shared / built.read_text(), dest, symlinks=True, dirs_exist_ok=True)
+    return dest
+
+
 @pytest.fixture(scope="session")
 def mini_data(hub_root, tmp_path_factory) -> Path:
     """The mini study's prepared data (raw, tokenizer, packed), built once per test session."""
-    return prepare_mini_data(tmp_path_factory.mktemp("mini-data"))
+    return built_once(tmp_path_factory, "mini-data", prepare_mini_data)
 
 
 @pytest.fixture(scope="session")
@@ -78,16 +108,20 @@ def study_repo(hub_root, tmp_path_factory) -> Path:
     `dvc repro` (Snakemake on 2 cores, then the artifact manifest). Built once per session."""
     from helpers import copy_repo, git_repo, run_tool
 
-    dest = tmp_path_factory.mktemp("study") / "repo"
     prebuilt = os.environ.get("GROWUP_PREBUILT_STUDY")
     if prebuilt:  # for developers iterating on one test: a copy of a study built by this code
         if IN_CI:
             pytest.fail("GROWUP_PREBUILT_STUDY is set under CI: CI must build the study itself")
+        dest = tmp_path_factory.mktemp("study") / "repo"
         shutil.copytree(prebuilt, dest, symlinks=True, ignore=shutil.ignore_patterns(".git", ".venv"))
         return git_repo(dest)
-    repo = git_repo(copy_repo(dest))
-    run_tool(repo, "dvc", "repro")
-    return repo
+
+    def build(folder: Path) -> Path:
+        repo = git_repo(copy_repo(folder / "repo"))
+        run_tool(repo, "dvc", "repro")
+        return repo
+
+    return built_once(tmp_path_factory, "study", build)
 
 
 # --- GROWUP_TEST_WARM=1: every `growup` the tests start runs in a warm worker (growup.warm) ------
@@ -131,3 +165,24 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_line(
             f"GROWUP_TEST_WARM: warm workers ran {jobs} growup jobs (server log: {log})"
         )
+
+
+# --- the order files are handed to xdist workers (make test: -n, --dist loadfile, no reorder) ---
+# The longest chain goes first: the cluster module needs the study build (built_once), then runs
+# its slice for minutes. The other files follow, those that need no study before those that wait
+# for it, each group longest first (from CI's --durations); unlisted files keep collection order.
+CHAIN_FIRST = ("test_cluster.py",)
+LONGEST = ("test_released.py", "test_evaluate.py", "test_study.py", "test_own_study.py", "test_replicates.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    if not getattr(config.option, "numprocesses", None):
+        return
+    needs_study = {item.path.name for item in items if "study_repo" in getattr(item, "fixturenames", ())}
+    first_seen = {name: i for i, name in reversed(list(enumerate(item.path.name for item in items)))}
+
+    def rank(name: str) -> tuple[bool, bool, int, int]:
+        long = LONGEST.index(name) if name in LONGEST else len(LONGEST)
+        return (name not in CHAIN_FIRST, name in needs_study, long, first_seen[name])
+
+    items.sort(key=lambda item: rank(item.path.name))

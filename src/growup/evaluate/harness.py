@@ -18,6 +18,7 @@ an error, never a score.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import hashlib
@@ -339,6 +340,27 @@ VOLATILE = (
 _TASKS: dict[str, Any] = {}
 
 
+class Rows(list):
+    """A task's rows as plain dicts, with the `datasets.Dataset` column access the sampler reads.
+    lm-eval walks a task's whole split several times per checkpoint, even to score a sample of
+    it; a Dataset formats every row it yields (about 50 us a row), a list yields it at once."""
+
+    def __init__(self, dataset: Any) -> None:
+        super().__init__(dataset.to_list())
+        self.column_names = list(dataset.column_names)
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            return [row[key] for row in self]
+        return super().__getitem__(key)
+
+
+def _as_rows(task: Any) -> Any:
+    """`task` reading its splits from `Rows` (its features were read from the Dataset at set-up)."""
+    task.dataset = {split: Rows(docs) for split, docs in task.dataset.items()}
+    return task
+
+
 def build_tasks(study: Study, tasks: list[str]) -> list[Any]:
     """lm-eval Task objects for `tasks`, each built (its dataset loaded) once per process and then
     reused, so a sweep over many checkpoints pays for dataset loading once."""
@@ -356,8 +378,43 @@ def build_tasks(study: Study, tasks: list[str]) -> list[Any]:
                 f"an evaluation dataset of tasks {missing} is unreachable ({exc}); set {hub.ENV_ROOT} "
                 "(or config key 'hub.root') to a local mirror, or check Hub access"
             ) from exc
-        _TASKS.update({keys[t]: loaded[t] for t in missing})
+        _TASKS.update({keys[t]: _as_rows(loaded[t]) for t in missing})
     return [_TASKS[keys[t]] for t in tasks]
+
+
+@functools.cache
+def _template(text: str) -> Any:
+    import lm_eval.utils
+
+    return lm_eval.utils.env.from_string(text)
+
+
+def _apply_template(template: str, doc: dict[str, Any]) -> str:
+    return _template(template).render(**doc)
+
+
+@contextlib.contextmanager
+def lean_lm_eval() -> Any:
+    """lm-eval with two costs per checkpoint taken out, its results unchanged: the git and torch
+    environment report (about 20 subprocesses, 0.7 s) for keys growup drops (VOLATILE), and the
+    compiling of a Jinja template for every field of every pair (lm-eval's `apply_template`; the
+    few templates of a task are compiled once here, in lm-eval's own environment)."""
+    import lm_eval.evaluator
+    import lm_eval.utils
+
+    swaps = [
+        (lm_eval.evaluator, "add_env_info", lambda results: None),
+        (lm_eval.evaluator, "get_git_commit_hash", lambda: None),
+        (lm_eval.utils, "apply_template", _apply_template),
+    ]
+    saved = [(module, name, getattr(module, name)) for module, name, _ in swaps]
+    for module, name, value in swaps:
+        setattr(module, name, value)
+    try:
+        yield
+    finally:
+        for module, name, value in saved:
+            setattr(module, name, value)
 
 
 def check_finite(results: dict[str, Any], model: str) -> None:
@@ -382,18 +439,19 @@ def evaluate(lm: Any, study: Study, tasks: list[str], limit: int | None = None) 
     built = build_tasks(study, tasks)
     strata = {task: task_source(study, task).strata for task in tasks}
     chosen = choose_sample(tasks, built, limit, strata, study.evaluation.sample_seed)
-    results = lm_eval.simple_evaluate(
-        model=lm,
-        tasks=built,
-        task_manager=task_manager(),
-        samples={task: list(s.ids) for task, s in chosen.items()} if chosen else None,
-        log_samples=True,
-        bootstrap_iters=1000,
-        random_seed=0,
-        numpy_random_seed=0,
-        torch_random_seed=0,
-        fewshot_random_seed=0,
-    )
+    with lean_lm_eval():
+        results = lm_eval.simple_evaluate(
+            model=lm,
+            tasks=built,
+            task_manager=task_manager(),
+            samples={task: list(s.ids) for task, s in chosen.items()} if chosen else None,
+            log_samples=True,
+            bootstrap_iters=1000,
+            random_seed=0,
+            numpy_random_seed=0,
+            torch_random_seed=0,
+            fewshot_random_seed=0,
+        )
     check_finite(results, getattr(getattr(lm, "model", None), "name_or_path", "the model"))
     if chosen:
         results["growup_samples"] = {task: s.record() for task, s in chosen.items()}
