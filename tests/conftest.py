@@ -137,6 +137,12 @@ def warm_growup(tmp_path_factory):
     if os.environ.get("GROWUP_TEST_WARM") != "1":
         yield None
         return
+    # lm-eval and threadpoolctl set environment variables when imported (os.environ.setdefault:
+    # HF_XET_HIGH_PERFORMANCE, KMP_DUPLICATE_LIB_OK); a test importing them later would give its
+    # subprocesses an environment the server was not started with, and each would run cold
+    import lm_eval  # noqa: F401
+    import threadpoolctl  # noqa: F401
+
     from growup.warm import server as warm
 
     log = tmp_path_factory.mktemp("warm") / "warm.log"
@@ -168,15 +174,17 @@ def pytest_terminal_summary(terminalreporter):
 
 
 # --- the order files are handed to xdist workers (make test: -n, --dist loadfile, no reorder) ---
-# The longest chain goes first: the cluster module needs the study build (built_once), then runs
-# its slice for minutes. The other files follow, those that need no study before those that wait
-# for it, each group longest first (from CI's --durations); unlisted files keep collection order.
-CHAIN_FIRST = ("test_cluster.py",)
-LONGEST = ("test_released.py", "test_evaluate.py", "test_study.py", "test_own_study.py", "test_replicates.py")
+# Two chains start at once, one per worker: the cluster module's slice (minutes of SLURM jobs, many
+# of them waiting on the scheduler) and the study build (test_study, the first file that needs
+# `study_repo`: built_once), which the cluster tests compare the slice with at the end. The other
+# files follow, those that need no study before those that use it, each group longest first (from
+# CI's --durations); unlisted files keep collection order.
+CHAIN_FIRST = ("test_cluster.py", "test_study.py")
+LONGEST = ("test_released.py", "test_cli.py", "test_evaluate.py", "test_own_study.py", "test_replicates.py")
 
 
 def pytest_collection_modifyitems(config, items):
-    if not getattr(config.option, "numprocesses", None):
+    if not os.environ.get("PYTEST_XDIST_WORKER"):  # a worker collects; the controller hands out
         return
     needs_study = {item.path.name for item in items if "study_repo" in getattr(item, "fixturenames", ())}
     first_seen = {name: i for i, name in reversed(list(enumerate(item.path.name for item in items)))}

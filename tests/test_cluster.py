@@ -175,8 +175,10 @@ def kill_mid_write(repo: Path, run: str, out: dict) -> None:
 
 
 @pytest.fixture(scope="module")
-def slice_run(cluster, study_repo, tmp_path_factory) -> SliceRun:
-    """The slice through profiles/slurm, with the seed job preempted and isl-1x killed mid-write."""
+def slice_run(cluster, tmp_path_factory) -> SliceRun:
+    """The slice through profiles/slurm, with the seed job preempted and isl-1x killed mid-write.
+    It builds from the repository alone, so under xdist it runs while another worker builds the
+    local study (`study_repo`) that the tests compare it with."""
     repo = tmp_path_factory.mktemp("cluster") / "repo"
     git_repo(copy_repo(repo))
     preempted, killed = {}, {}

@@ -36,7 +36,10 @@ VERSION = 1
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "GOTO_NUM_THREADS")
 # set per job too but read by nothing growup loads (numexpr is not installed; vecLib is macOS)
 UNREAD = ("VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
-PER_JOB = frozenset({SOCKET_ENV, SWITCH_ENV, "_", "SHLVL", "PWD", "OLDPWD", *THREAD_VARS, *UNREAD})
+# set per job or per test, read only while a verb runs (growup.hub reads its root at each call),
+# never at import: a worker takes them from its client like the rest of the environment
+RUN_TIME = ("GROWUP_HUB_ROOT", "PYTEST_CURRENT_TEST")
+PER_JOB = frozenset({SOCKET_ENV, SWITCH_ENV, "_", "SHLVL", "PWD", "OLDPWD", *THREAD_VARS, *UNREAD, *RUN_TIME})
 
 FORWARDED = ("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")  # client -> worker
 MIRRORED = (*FORWARDED, "SIGPIPE", "SIGXFSZ")  # dispositions a worker takes from its client
