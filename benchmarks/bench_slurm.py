@@ -1,5 +1,7 @@
 """Wall time of the cluster slice of the mini study (tests/cluster/slice.py) run locally and on the
-two-node test cluster through profiles/slurm, from scratch, one after the other.
+two-node test cluster through profiles/slurm, from scratch, one after the other: locally with
+warm workers (as `snakemake` runs by default) and with every job cold (GROWUP_WARM=0, as a cluster
+job starts), then on the cluster.
 
     sudo GROWUP_HUB_ROOT=../shared/data/hub-mirror HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_slurm.py
 
@@ -25,6 +27,7 @@ sys.path.insert(0, str(REPO / "tests"))
 from cluster import minicluster  # noqa: E402
 from cluster.slice import TARGETS  # noqa: E402
 
+from growup.warm.protocol import SWITCH_ENV  # noqa: E402
 from helpers import copy_repo  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -53,6 +56,10 @@ def main() -> None:
     snakemake = str(BIN / "snakemake")
     local = copy_repo(work / "local")
     local_s, local_load = timed([snakemake, "--profile", "profiles/local", *TARGETS], local, env)
+    # cluster jobs start cold (no warm server reaches them): the like-for-like local run does too
+    cold = copy_repo(work / "local-cold")
+    cold_env = {**env, SWITCH_ENV: "0"}
+    cold_s, cold_load = timed([snakemake, "--profile", "profiles/local", *TARGETS], cold, cold_env)
     root = work / "cluster-state"
     record = minicluster.start(root)
     try:
@@ -63,8 +70,9 @@ def main() -> None:
         minicluster.stop(root)
     print("| run | wall | load average at the end |\n|---|--:|--:|")
     print(f"| local (`profiles/local`, 2 cores) | {local_s / 60:.1f} min ({local_s:.0f} s) | {local_load} |")
+    print(f"| local, cold jobs ({SWITCH_ENV}=0) | {cold_s / 60:.1f} min ({cold_s:.0f} s) | {cold_load} |")
     print(f"| SLURM (`profiles/slurm`, 2 nodes) | {slurm_s / 60:.1f} min ({slurm_s:.0f} s) | {slurm_load} |")
-    print(f"\nSLURM / local: {slurm_s / local_s:.2f}x")
+    print(f"\nSLURM / local cold: {slurm_s / cold_s:.2f}x; SLURM / local warm: {slurm_s / local_s:.2f}x")
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -215,7 +215,7 @@ def slice_run(cluster, tmp_path_factory) -> SliceRun:
     )
 
 
-def test_the_slice_is_all_sbatch_jobs_and_the_local_builds_bytes(slice_run, cluster, study_repo):
+def test_the_slice_is_all_sbatch_jobs_and_the_local_builds_bytes(slice_run, cluster, request):
     log = slice_run.log
     assert slice_run.returncode == 0, log[-5000:]
     counts = planned(log)
@@ -234,6 +234,9 @@ def test_the_slice_is_all_sbatch_jobs_and_the_local_builds_bytes(slice_run, clus
     assert sorted(j["state"] for j in jobs.values() if j["state"] != "COMPLETED") == ["CANCELLED", "FAILED"]
     files = [p for top in OUTPUTS for p in (slice_run.repo / top).rglob("*") if p.is_file()]
     assert len(files) > 300
+    # asked for only now: pytest sets up a session fixture before a module's, and the slice is to
+    # run while another worker builds the study (tests/conftest.py, the order of files)
+    study_repo = request.getfixturevalue("study_repo")
     differing = [
         str(p) for p in files if p.read_bytes() != (study_repo / p.relative_to(slice_run.repo)).read_bytes()
     ]
