@@ -91,9 +91,9 @@ def built_once(tmp_path_factory, name: str, build: Callable[[Path], Path]) -> Pa
                 failed.write_text(f"{type(exc).__name__}: {exc}"[:2000])
                 raise
             built.write_text(str(result.relative_to(shared)))
-    dest = own / built.read_text()
-    shutil.copytree(shared / built.read_text(), dest, symlinks=True, dirs_exist_ok=True)
-    return dest
+        inside = built.read_text()
+    shutil.copytree(shared / inside, own / inside, symlinks=True, dirs_exist_ok=True)
+    return own / inside
 
 
 @pytest.fixture(scope="session")
@@ -187,7 +187,9 @@ def pytest_collection_modifyitems(config, items):
     if not os.environ.get("PYTEST_XDIST_WORKER"):  # a worker collects; the controller hands out
         return
     needs_study = {item.path.name for item in items if "study_repo" in getattr(item, "fixturenames", ())}
-    first_seen = {name: i for i, name in reversed(list(enumerate(item.path.name for item in items)))}
+    first_seen: dict[str, int] = {}
+    for i, item in enumerate(items):
+        first_seen.setdefault(item.path.name, i)
 
     def rank(name: str) -> tuple[bool, bool, int, int]:
         long = LONGEST.index(name) if name in LONGEST else len(LONGEST)

@@ -395,7 +395,7 @@ def _apply_template(template: str, doc: dict[str, Any]) -> str:
 
 @contextlib.contextmanager
 def lean_lm_eval() -> Any:
-    """lm-eval with two costs per checkpoint taken out, its results unchanged: the git and torch
+    """lm-eval with two costs per checkpoint taken out, its results unchanged: git and torch's
     environment report (about 20 subprocesses, 0.7 s) for keys growup drops (VOLATILE), and the
     compiling of a Jinja template for every field of every pair (lm-eval's `apply_template`; the
     few templates of a task are compiled once here, in lm-eval's own environment)."""
